@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -24,12 +25,12 @@ import (
 
 // Under the embedded default (the daocloud preset).
 const (
-	nginx           = "nginx:1.25"
-	nginxRewritten  = "docker.m.daocloud.io/library/nginx:1.25"
-	pause           = "registry.k8s.io/pause:3.9"
-	pauseRewritten  = "k8s.m.daocloud.io/pause:3.9"
-	busybox         = "busybox:1.36"
-	busyboxRewriten = "docker.m.daocloud.io/library/busybox:1.36"
+	nginx            = "nginx:1.25"
+	nginxRewritten   = "docker.m.daocloud.io/library/nginx:1.25"
+	pause            = "registry.k8s.io/pause:3.9"
+	pauseRewritten   = "k8s.m.daocloud.io/pause:3.9"
+	busybox          = "busybox:1.36"
+	busyboxRewritten = "docker.m.daocloud.io/library/busybox:1.36"
 )
 
 // digest is a well-formed sha256 digest; nothing is pulled, so it need not exist.
@@ -53,7 +54,7 @@ func TestDefaultConfigRewritesContainersAndInitContainers(t *testing.T) {
 		ctr("tool", "ghcr.io/example/tool:v1@"+digest),
 		ctr("legacy", "k8s.gcr.io/echoserver:1.4"),
 		ctr("gcr", "gcr.io/distroless/static:nonroot"),
-		ctr("local", "localhost:5000/team/app:1"),         // no rule matches
+		ctr("local", "localhost:5000/team/app:1"),               // no rule matches
 		ctr("mirrored", "docker.m.daocloud.io/library/redis:7"), // already under a rule's `to`
 	)
 	pod.Spec.InitContainers = []corev1.Container{ctr("init", pause)}
@@ -148,7 +149,7 @@ func TestEphemeralContainerIsRewritten(t *testing.T) {
 	// update, so detour's annotation cannot change here.
 	want := map[string]string{
 		"containers/app":               nginxRewritten,
-		"ephemeralContainers/debugger": busyboxRewriten,
+		"ephemeralContainers/debugger": busyboxRewritten,
 	}
 	if diff := cmp.Diff(want, images(getPod(t, ns, "target"))); diff != "" {
 		t.Errorf("stored images (-want +got):\n%s", diff)
@@ -163,7 +164,7 @@ func TestPodUpdates(t *testing.T) {
 
 	t.Run("a label change leaves images and the annotation alone", func(t *testing.T) {
 		created := createPod(t, ns, w.pod("web", ctr("web", nginx), ctr("side", busybox)))
-		if diff := cmp.Diff(map[string]string{"containers/web": nginxRewritten, "containers/side": busyboxRewriten}, images(created)); diff != "" {
+		if diff := cmp.Diff(map[string]string{"containers/web": nginxRewritten, "containers/side": busyboxRewritten}, images(created)); diff != "" {
 			t.Fatalf("images after create (-want +got):\n%s", diff)
 		}
 		before := originalImages(t, created)
@@ -239,7 +240,8 @@ func TestImagesLeftAsWritten(t *testing.T) {
 		pod.GenerateName = "detour-e2e-"
 		created := createPod(t, metav1.NamespaceSystem, pod)
 		t.Cleanup(func() {
-			_ = cluster.client.CoreV1().Pods(metav1.NamespaceSystem).Delete(t.Context(), created.Name, metav1.DeleteOptions{})
+			// kube-system outlives the test's namespaces; t.Context is cancelled by now.
+			_ = cluster.client.CoreV1().Pods(metav1.NamespaceSystem).Delete(context.Background(), created.Name, metav1.DeleteOptions{})
 		})
 		assertUnchanged(t, getPod(t, metav1.NamespaceSystem, created.Name), nginx)
 	})
@@ -561,7 +563,7 @@ func richSpec() corev1.PodSpec {
 					InitialDelaySeconds: 5, PeriodSeconds: 7, TimeoutSeconds: 2, FailureThreshold: 4,
 				},
 				ReadinessProbe: &corev1.Probe{
-					ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}},
+					ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}},
 					PeriodSeconds: 3,
 				},
 				StartupProbe: &corev1.Probe{

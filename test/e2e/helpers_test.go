@@ -80,9 +80,10 @@ func startDetour(t *testing.T, args ...string) *detour {
 	if err != nil {
 		t.Fatal(err)
 	}
+	started := false // a failed start already shows the log
 	t.Cleanup(func() {
 		p.stop(stopGrace)
-		if t.Failed() {
+		if t.Failed() && started {
 			t.Logf("detour log %s (last lines):\n%s", p.logPath, tail(p.logPath, 40))
 		}
 	})
@@ -91,6 +92,7 @@ func startDetour(t *testing.T, args ...string) *detour {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	started = true
 	return &detour{url: "https://" + listen + "/mutate", caBundle: cluster.ca.certPEM, proc: p}
 }
 
@@ -168,9 +170,10 @@ func registerWebhook(t *testing.T, url string, caBundle []byte, failurePolicy ad
 	}
 	var got string
 	var err error
-	deadline := time.Now().Add(webhookActiveTimeout)
-	for time.Now().Before(deadline) {
+	start := time.Now()
+	for time.Since(start) < webhookActiveTimeout {
 		if got, err = w.dryRunImage(t.Context(), p.namespace, p.image); err == nil && got == p.want {
+			t.Logf("webhook %s in effect after %v", w.name, time.Since(start).Round(time.Millisecond))
 			return w
 		}
 		time.Sleep(pollInterval)
