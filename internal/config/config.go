@@ -188,13 +188,13 @@ func parse(data []byte, presetOnly bool) (*Config, error) {
 	if presetOnly {
 		c.Presets = nil
 	}
-	d := &decoder{}
+	d := &decoder{broken: map[int]bool{}}
 	d.document(data, c, presetOnly)
 	// Rule problems are reported even when the file has others, so one run of
 	// validate shows them all; rules already reported as broken are left out.
 	check := *c
 	check.Presets = slices.DeleteFunc(slices.Clone(c.Presets), func(p string) bool { return !slices.Contains(PresetNames(), p) })
-	check.Mirrors = slices.DeleteFunc(slices.Clone(c.Mirrors), func(m Mirror) bool { return m.From == "" || len(m.To) == 0 || slices.Contains(m.To, "") })
+	check.Mirrors = slices.DeleteFunc(slices.Clone(c.Mirrors), func(m Mirror) bool { return d.broken[m.Line] })
 	{
 		if _, err := check.compile(); err != nil {
 			var list ErrorList
@@ -353,7 +353,10 @@ func withFile(err error, file string) error {
 }
 
 // decoder walks the YAML node tree, filling a Config and collecting errors.
-type decoder struct{ errs ErrorList }
+type decoder struct {
+	errs   ErrorList
+	broken map[int]bool // lines of mirror rules already reported as broken
+}
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	line := 0
@@ -539,6 +542,7 @@ func (d *decoder) mirrors(v *yaml.Node) []Mirror {
 		}
 		m := Mirror{Line: item.Line}
 		var haveFrom, haveTo bool
+		before := len(d.errs)
 		d.mapping(item, func(key string, k, v *yaml.Node) {
 			switch key {
 			case "from":
@@ -569,6 +573,7 @@ func (d *decoder) mirrors(v *yaml.Node) []Mirror {
 		if !haveTo {
 			d.errorf(item, "mirror rule without to")
 		}
+		d.broken[m.Line] = len(d.errs) > before
 		out = append(out, m)
 	}
 	return out

@@ -131,6 +131,7 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"invalid to", "mirrors:\n- from: quay.io\n  to: \"https://quay.corp\"\n", []string{`2: to "https://quay.corp": not a valid registry`}},
 		{"to with a tag", "mirrors:\n- from: quay.io\n  to: quay.corp/x:1\n", []string{`2: to "quay.corp/x:1": not a valid registry`}},
 		{"invalid from", "mirrors:\n- from: not a host\n  to: a.corp\n", []string{`2: from "not a host": not "*" nor a registry host`}},
+		{"empty from (found by FuzzParse)", "mirrors:\n- {from: '', to: '0'}\n", []string{`2: from "": empty`}},
 		{"from without a dot", "mirrors:\n- from: myregistry\n  to: a.corp\n", []string{`2: from "myregistry"`}},
 		{"bad glob", "namespaces:\n  exclude: [\"team-[\"]\n", []string{`2: namespaces.exclude: "team-[" is not a valid glob`}},
 		{"unknown preset", "presets: [daocloud, tuna]\n", []string{`1: unknown preset "tuna" (have aliyun, daocloud, nwcd)`}},
