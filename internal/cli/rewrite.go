@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/detourhq/detour/internal/rules"
 )
@@ -33,7 +32,7 @@ func runRewrite(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *file != "" {
-		return rewriteManifest(env, set, *file)
+		return rewriteManifest(env, set, *file, *explain)
 	}
 	out := bufio.NewWriter(env.Stdout)
 	for _, img := range pos {
@@ -66,17 +65,4 @@ func explainDecision(d rules.Decision) string {
 		return fmt.Sprintf("unchanged: rule %s (%s) matched but %v", d.Rule.From, d.Rule.Origin, d.Err)
 	}
 	return "unchanged: no rule matches"
-}
-
-func openInput(env *Env, name string) (*os.File, func(), error) {
-	if name == "-" {
-		if f, ok := env.Stdin.(*os.File); ok {
-			return f, func() {}, nil
-		}
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, func() { f.Close() }, nil
 }
