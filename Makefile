@@ -19,8 +19,11 @@ lint:
 	$(GO) vet ./...
 
 # Unit and integration tests (real docker-registry, containerd) under the race detector.
+# The nested modules keep heavy test-only dependencies (containerd's own
+# hosts.toml loader) out of detour's go.mod.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
+	cd internal/hosts/containerdcheck && $(GO) test -count=1 ./...
 
 # End-to-end tests through a real kube-apiserver + etcd (built once per machine, cached).
 e2e:
