@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/detourhq/detour/internal/rules"
+	"github.com/detourhq/detour/internal/yamlsrc"
 )
 
 // Defaults of the check section, as the spec states them.
@@ -366,8 +366,6 @@ func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, &Error{Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func (d *decoder) document(data []byte, c *Config, presetOnly bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -375,7 +373,7 @@ func (d *decoder) document(data []byte, c *Config, presetOnly bool) {
 		if err == io.EOF {
 			return // empty file: the defaults
 		}
-		d.syntax(err)
+		d.syntax(data, err)
 		return
 	}
 	var extra yaml.Node
@@ -383,7 +381,7 @@ func (d *decoder) document(data []byte, c *Config, presetOnly bool) {
 		d.errorf(&extra, "a config is one YAML document; found another")
 		return
 	} else if err != io.EOF {
-		d.syntax(err)
+		d.syntax(data, err)
 		return
 	}
 	root := &doc
@@ -440,14 +438,9 @@ func (d *decoder) document(data []byte, c *Config, presetOnly bool) {
 	})
 }
 
-func (d *decoder) syntax(err error) {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		d.errs = append(d.errs, &Error{Line: line, Msg: "YAML: " + m[2]})
-		return
-	}
-	d.errs = append(d.errs, &Error{Msg: "YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+func (d *decoder) syntax(data []byte, err error) {
+	line, msg, _ := yamlsrc.Locate(data, nil, err)
+	d.errs = append(d.errs, &Error{Line: line, Msg: "YAML: " + msg})
 }
 
 // mapping calls f for each key of a mapping node, reporting duplicate and

@@ -143,10 +143,9 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"key twice", "enabled: true\nenabled: false\n", []string{`2: key "enabled" given twice`}},
 		{"not a mapping", "- a\n- b\n", []string{`1: a config is a mapping of keys`}},
 		{"two documents", "enabled: true\n---\nenabled: false\n", []string{`2: a config is one YAML document`}},
-		// yaml.v3 names the line where the broken construct starts, not always
-		// the line of the mistake itself.
-		{"syntax error", "mirrors:\n  - from: a\n   to: b\n", []string{`1: YAML: did not find expected '-' indicator`}},
-		{"unclosed quote", "a: 'x\nb: c\n", []string{`3: YAML: found unexpected end of stream`}},
+		// yaml.v3 itself says line 1 here; the error names the line at fault.
+		{"syntax error", "mirrors:\n  - from: a\n   to: b\n", []string{`3: YAML: did not find expected '-' indicator`}},
+		{"unclosed quote", "a: 'x\nb: c\n", []string{`1: YAML: found unexpected end of stream`}}, // where the quote opens
 		{"tab indentation", "mirrors:\n\t- from: a\n", []string{`2: YAML: `}},
 		{"insecure registry not a host", "insecureRegistries: [\"http://x\"]\n", []string{`1: insecureRegistries: "http://x" is not a registry host`}},
 		{"placeholder in the host", "mirrors:\n- from: \"*\"\n  to: \"{registry}.corp\"\n", []string{`2: to "{registry}.corp"`}},

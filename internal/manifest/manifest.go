@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/detourhq/detour/internal/yamlsrc"
 
 	"github.com/detourhq/detour/internal/rules"
 )
@@ -153,56 +152,22 @@ func Rewrite(data []byte, set *rules.Set) (out []byte, changes []Change, err err
 
 // decode parses every document of the stream.
 func decode(data []byte) ([]*yaml.Node, error) {
-	docs, err := decodeRaw(data)
+	docs, err := yamlsrc.DecodeAll(data)
 	if err != nil {
 		return nil, syntaxError(data, len(docs)+1, err)
 	}
 	return docs, nil
 }
 
-// decodeRaw parses documents until the first error; it returns those parsed
-// before it. A panic in the YAML library is turned into an error: Rewrite
-// never panics on any input.
-func decodeRaw(data []byte) (docs []*yaml.Node, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: the parser failed: %v", r)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var n yaml.Node
-		err := dec.Decode(&n)
-		if err == io.EOF {
-			return docs, nil
-		}
-		if err != nil {
-			return docs, err
-		}
-		docs = append(docs, &n)
-	}
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func syntaxError(data []byte, doc int, err error) error {
 	e := &Error{Doc: doc, Err: ErrSyntax}
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-		// yaml.v3 reports a parser error at the line where the enclosing
-		// collection starts, counted from 0; find the line that breaks it.
-		if line := breakingLine(data, msg); line > 0 {
-			e.Line = line
-		}
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
+	line, msg, ok := yamlsrc.Locate(data, newSource(data).lineStart, err)
+	if ok {
+		e.Line = line
+	} else if line := badCharLine(data); line > 0 {
 		// Encoding problems are found by the reader, which runs ahead of
 		// the parser: the document number would be a guess.
-		if line := badCharLine(data); line > 0 {
-			e.Doc, e.Line = 0, line
-		}
+		e.Doc, e.Line = 0, line
 	}
 	e.Msg = "not valid YAML: " + msg
 	if bytes.Contains(data, []byte("{{")) {
@@ -211,40 +176,6 @@ func syntaxError(data []byte, doc int, err error) error {
 			"run `helm template` and pipe its output to `detour rewrite -f -`"
 	}
 	return e
-}
-
-// breakingLine returns the first line L such that the input up to and
-// including L fails with msg while the input before L does not: the line
-// that breaks the stream. It bisects on prefixes, so it costs a few parses
-// of the input, on the error path only. 0 if it cannot tell.
-func breakingLine(data []byte, msg string) int {
-	src := newSource(data)
-	n := len(src.lineStart)
-	fails := func(lines int) bool {
-		end := len(data)
-		if lines < n {
-			end = src.lineStart[lines]
-		}
-		_, err := decodeRaw(data[:end])
-		if err == nil {
-			return false
-		}
-		m := yamlLine.FindStringSubmatch(err.Error())
-		return m != nil && m[2] == msg
-	}
-	lo, hi := 0, n
-	if !fails(hi) {
-		return 0
-	}
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if fails(mid) {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return hi
 }
 
 // isUTF16 reports a UTF-16 byte order mark, which the YAML library would
