@@ -1,0 +1,144 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/detourhq/detour/internal/config"
+	"github.com/detourhq/detour/internal/rules"
+)
+
+// Checker reports whether a registry has an image: for detour, whether
+// `HEAD /v2/<name>/manifests/<reference>` on the image's registry answers 200
+// (SPEC §6). Has must return soon after ctx is done, and be safe for
+// concurrent use. internal/registry provides the real one.
+type Checker interface {
+	Has(ctx context.Context, image string) (bool, error)
+}
+
+// checkCandidates chooses, for every rewritten candidate, the first image of
+// its decision's fallback chain that the Checker says exists. All images of
+// the Pod are checked in parallel, each chain in order, all within the
+// policy's budget. When no entry has the image, or the budget runs out, the
+// candidate is dropped, so the original image is kept, and a warning says
+// why. Escaped candidates are not checked: the escape asks for the image as
+// written.
+func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candidate, []string) {
+	// One check per distinct image: a Pod often runs the same image twice.
+	index := map[string]int{}
+	var chains [][]string
+	for i := range cands {
+		c := &cands[i]
+		if c.d.Reason != rules.Rewritten {
+			continue
+		}
+		if _, ok := index[c.d.Input]; !ok {
+			index[c.d.Input] = len(chains)
+			chains = append(chains, c.d.Chain())
+		}
+	}
+	if len(chains) == 0 {
+		return cands, nil
+	}
+	budget := p.Check.Budget
+	if budget <= 0 {
+		budget = config.DefaultCheckBudget
+	}
+	picks := choose(ctx, p.Checker, budget, chains)
+
+	var warnings []string
+	kept := cands[:0]
+	for _, c := range cands {
+		if c.d.Reason != rules.Rewritten {
+			kept = append(kept, c)
+			continue
+		}
+		k := index[c.d.Input]
+		pk := picks[k]
+		if pk.index < 0 {
+			warnings = append(warnings, "detour: "+c.field()+": "+pk.why+"; "+quoteImage(c.d.Input)+" left as written")
+			continue
+		}
+		c.to = chains[k][pk.index]
+		c.choice = "mirror " + strconv.Itoa(pk.index+1) + " of " + strconv.Itoa(len(chains[k]))
+		kept = append(kept, c)
+	}
+	return kept, warnings
+}
+
+// maxWarningError is how much of a Checker's error a warning quotes.
+const maxWarningError = 80
+
+// pick is the outcome of checking one chain.
+type pick struct {
+	index int    // position of the chosen image in the chain, -1 for none
+	why   string // for none: why, in a few words
+}
+
+// choose checks every chain in parallel within budget and returns one pick
+// per chain. It returns by the deadline even if a Checker ignores ctx; such a
+// check's goroutine ends when Has returns.
+func choose(ctx context.Context, c Checker, budget time.Duration, chains [][]string) []pick {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	type result struct {
+		chain int
+		pick  pick
+	}
+	results := make(chan result, len(chains)) // buffered: a late sender never blocks
+	for i, chain := range chains {
+		go func() {
+			results <- result{i, checkChain(ctx, c, chain)}
+		}()
+	}
+	picks := make([]pick, len(chains))
+	for i := range picks {
+		picks[i] = pick{index: -1, why: "availability check exceeded its " + budget.String() + " budget"}
+	}
+	for range chains {
+		select {
+		case r := <-results:
+			if r.pick.index >= 0 || r.pick.why != "" {
+				picks[r.chain] = r.pick
+			}
+		case <-ctx.Done():
+			return picks
+		}
+	}
+	return picks
+}
+
+// checkChain returns the first image of chain that c has.
+func checkChain(ctx context.Context, c Checker, chain []string) (p pick) {
+	defer func() {
+		// A Checker's panic must not take the webhook down: it runs outside
+		// the HTTP server's own recovery.
+		if r := recover(); r != nil {
+			p = pick{index: -1, why: fmt.Sprintf("availability check failed: %v", r)}
+		}
+	}()
+	var errs []error
+	for i, image := range chain {
+		ok, err := c.Has(ctx, image)
+		if ctx.Err() != nil {
+			return pick{index: -1} // choose says which budget
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			return pick{index: i}
+		}
+	}
+	if len(errs) == len(chain) {
+		msg := errs[0].Error()
+		if len(msg) > maxWarningError {
+			msg = msg[:maxWarningError] + "…"
+		}
+		return pick{index: -1, why: "availability check failed: " + msg}
+	}
+	return pick{index: -1, why: "no mirror has the image"}
+}
