@@ -97,6 +97,20 @@ func TestPullThroughCacheStarts(t *testing.T) {
 	}
 }
 
+func TestPullThroughCacheOfATLSRegistryTrustsItsCA(t *testing.T) {
+	t.Parallel()
+	up := regtest.Start(t, regtest.Options{TLS: true})
+	cache := regtest.Start(t, regtest.Options{ProxyRemote: up.URL, ProxyCAPEM: up.CAPEM})
+	// A catalog answer means the cache reached its upstream over TLS.
+	code, body, err := get(t, &http.Client{Timeout: 5 * time.Second}, cache.URL+"/v2/nothing/tags/list", "", "")
+	if err != nil || code != http.StatusNotFound || !strings.Contains(string(body), "NAME_UNKNOWN") {
+		t.Fatalf("tags of a missing repository through the cache: %d %s %v\n%s", code, body, err, cache.Log())
+	}
+	if strings.Contains(cache.Log(), "certificate") {
+		t.Errorf("the cache did not trust its upstream:\n%s", cache.Log())
+	}
+}
+
 func TestFaultProxyInjectsEachKindAndStopsAtMax(t *testing.T) {
 	t.Parallel()
 	r := regtest.Start(t, regtest.Options{})
