@@ -18,6 +18,16 @@ type Checker interface {
 	Has(ctx context.Context, image string) (bool, error)
 }
 
+// CachedChecker is a Checker that can also answer from memory at once; ok is
+// false when it would have to ask the registry. In a busy cluster nearly every
+// answer is cached: chains resolved that way need no goroutine, channel or
+// timer, which keeps checking nearly free on the hot path
+// (hack/load/run-check.sh). internal/registry's Checker is one.
+type CachedChecker interface {
+	Checker
+	Cached(image string) (has, ok bool)
+}
+
 // checkCandidates chooses, for every rewritten candidate, the first image of
 // its decision's fallback chain that the Checker says exists. All images of
 // the Pod are checked in parallel, each chain in order, all within the
@@ -46,7 +56,27 @@ func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candi
 	if budget <= 0 {
 		budget = config.DefaultCheckBudget
 	}
-	picks := choose(ctx, p.Checker, budget, chains)
+	picks := make([]pick, len(chains))
+	var pending []int // chains the cache cannot settle
+	cached, _ := p.Checker.(CachedChecker)
+	for i, chain := range chains {
+		if cached != nil {
+			if pk, ok := fromCache(cached, chain); ok {
+				picks[i] = pk
+				continue
+			}
+		}
+		pending = append(pending, i)
+	}
+	if len(pending) > 0 {
+		rest := make([][]string, len(pending))
+		for j, i := range pending {
+			rest[j] = chains[i]
+		}
+		for j, pk := range choose(ctx, p.Checker, budget, rest) {
+			picks[pending[j]] = pk
+		}
+	}
 
 	var warnings []string
 	kept := cands[:0]
@@ -108,6 +138,21 @@ func choose(ctx context.Context, c Checker, budget time.Duration, chains [][]str
 		}
 	}
 	return picks
+}
+
+// fromCache settles a chain from cached answers alone: ok is false when an
+// entry before the first cached "has" has no cached answer.
+func fromCache(c CachedChecker, chain []string) (pick, bool) {
+	for i, image := range chain {
+		has, ok := c.Cached(image)
+		if !ok {
+			return pick{}, false
+		}
+		if has {
+			return pick{index: i}, true
+		}
+	}
+	return pick{index: -1, why: "no mirror has the image"}, true
 }
 
 // checkChain returns the first image of chain that c has.
