@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/detourhq/detour/internal/config"
 	"github.com/detourhq/detour/internal/rules"
+	"github.com/detourhq/detour/internal/yamlsrc"
 )
 
 // Error is a problem with the input, at a line when known.
@@ -142,78 +142,13 @@ func finish(o *out) ([]byte, error) {
 	return data, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // decodeYAML parses every document of a YAML stream, reporting a syntax
 // error at the line that breaks it.
 func decodeYAML(data []byte) ([]*yaml.Node, error) {
-	docs, err := decodeRaw(data)
+	docs, err := yamlsrc.DecodeAll(data)
 	if err == nil {
 		return docs, nil
 	}
-	msg, line := err.Error(), 0
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-		// yaml.v3 names the line where the enclosing collection starts,
-		// counted from 0; bisect for the line that breaks the stream.
-		if l := breakingLine(data, msg); l > 0 {
-			line = l
-		}
-	}
-	return nil, &Error{Line: line, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-}
-
-func decodeRaw(data []byte) (docs []*yaml.Node, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: the parser failed: %v", r)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var n yaml.Node
-		if err := dec.Decode(&n); err == io.EOF {
-			return docs, nil
-		} else if err != nil {
-			return docs, err
-		}
-		docs = append(docs, &n)
-	}
-}
-
-// breakingLine returns the first line L such that the input up to L fails
-// with msg and the input before it does not; 0 if it cannot tell.
-func breakingLine(data []byte, msg string) int {
-	starts := []int{0}
-	for i, c := range data {
-		if c == '\n' {
-			starts = append(starts, i+1)
-		}
-	}
-	fails := func(lines int) bool {
-		end := len(data)
-		if lines < len(starts) {
-			end = starts[lines]
-		}
-		_, err := decodeRaw(data[:end])
-		if err == nil {
-			return false
-		}
-		m := yamlLine.FindStringSubmatch(err.Error())
-		return m != nil && m[2] == msg
-	}
-	lo, hi := 0, len(starts)
-	if !fails(hi) {
-		return 0
-	}
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if fails(mid) {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return hi
+	line, msg, _ := yamlsrc.Locate(data, nil, err)
+	return nil, &Error{Line: line, Msg: "not valid YAML: " + msg}
 }
