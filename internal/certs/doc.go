@@ -25,5 +25,5 @@
 //     registers nothing itself and logs only through the *slog.Logger it is given.
 //
 // The pure parts (NewCA, NewServing, Policy.Plan, Decode/Encode) need no apiserver and are
-// unit-tested; Manager is the thin client-go shell around them.
+// unit-tested; Manager is the thin shell around them over internal/kube's API client.
 package certs

@@ -17,8 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/detourhq/detour/internal/kube"
 )
 
 // Timing of Manager.Run.
@@ -45,7 +45,7 @@ const (
 type Options struct {
 	// Client reaches the apiserver. It needs get, create and update on the Secret and get
 	// and patch on the MutatingWebhookConfiguration (deploy/detour.yaml grants exactly that).
-	Client kubernetes.Interface
+	Client *kube.Client
 	// Namespace and SecretName name the Secret holding the certificates.
 	Namespace, SecretName string
 	// WebhookConfigName is the MutatingWebhookConfiguration whose caBundle is kept in step.
@@ -169,7 +169,7 @@ func (m *Manager) Sync(ctx context.Context) (next time.Time, err error) {
 			// A replica that read the Secret just before another one renewed the CA may have
 			// published the old caBundle over the new one. Whoever patched checks that the
 			// Secret it published is still the current one, and publishes again otherwise.
-			sec, err := m.secrets().Get(ctx, m.opts.SecretName, metav1.GetOptions{})
+			sec, err := m.opts.Client.GetSecret(ctx, m.opts.Namespace, m.opts.SecretName)
 			if err != nil {
 				return time.Time{}, fmt.Errorf("re-reading Secret %s/%s: %w", m.opts.Namespace, m.opts.SecretName, err)
 			}
@@ -183,10 +183,6 @@ func (m *Manager) Sync(ctx context.Context) (next time.Time, err error) {
 	return time.Time{}, fmt.Errorf("syncing Secret %s/%s: it kept changing during %d attempts", m.opts.Namespace, m.opts.SecretName, maxAttempts)
 }
 
-func (m *Manager) secrets() typedcorev1.SecretInterface {
-	return m.opts.Client.CoreV1().Secrets(m.opts.Namespace)
-}
-
 // syncSecret returns the bundle the Secret holds after making it current, and the Secret's
 // resourceVersion. Creation races end with AlreadyExists for all but one replica; updates
 // race on resourceVersion. Losers re-read and adopt what the winner wrote.
@@ -194,14 +190,14 @@ func (m *Manager) syncSecret(ctx context.Context) (*Bundle, string, error) {
 	ref := m.opts.Namespace + "/" + m.opts.SecretName
 	for range maxAttempts {
 		now := time.Now()
-		sec, err := m.secrets().Get(ctx, m.opts.SecretName, metav1.GetOptions{})
+		sec, err := m.opts.Client.GetSecret(ctx, m.opts.Namespace, m.opts.SecretName)
 		if apierrors.IsNotFound(err) {
 			b, reasons, err := m.opts.Policy.Plan(nil, now)
 			if err != nil {
 				return nil, "", err
 			}
 			data, annotations := b.Encode()
-			created, err := m.secrets().Create(ctx, &corev1.Secret{
+			created, err := m.opts.Client.CreateSecret(ctx, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{
 					Name:        m.opts.SecretName,
 					Namespace:   m.opts.Namespace,
@@ -210,7 +206,7 @@ func (m *Manager) syncSecret(ctx context.Context) (*Bundle, string, error) {
 				},
 				Type: corev1.SecretTypeTLS,
 				Data: data,
-			}, metav1.CreateOptions{FieldManager: fieldManager})
+			}, fieldManager)
 			if apierrors.IsAlreadyExists(err) {
 				m.log.Info("another replica created the certificate Secret first; adopting it")
 				continue
@@ -247,7 +243,7 @@ func (m *Manager) syncSecret(ctx context.Context) (*Bundle, string, error) {
 		}
 		maps.Copy(upd.Data, data)
 		maps.Copy(upd.Annotations, annotations)
-		updated, err := m.secrets().Update(ctx, upd, metav1.UpdateOptions{FieldManager: fieldManager})
+		updated, err := m.opts.Client.UpdateSecret(ctx, upd, fieldManager)
 		if apierrors.IsConflict(err) {
 			m.log.Info("another replica updated the certificate Secret first; re-reading it")
 			continue
@@ -265,10 +261,9 @@ func (m *Manager) syncSecret(ctx context.Context) (*Bundle, string, error) {
 // whether it had to change anything. The patch carries the resourceVersion it was computed
 // from, so a concurrent change to the configuration makes it retry instead of clobbering.
 func (m *Manager) publish(ctx context.Context, bundle []byte) (bool, error) {
-	hooks := m.opts.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	name := m.opts.WebhookConfigName
 	for range maxAttempts {
-		cfg, err := hooks.Get(ctx, name, metav1.GetOptions{})
+		cfg, err := m.opts.Client.GetMutatingWebhookConfiguration(ctx, name)
 		if err != nil {
 			return false, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", name, err)
 		}
@@ -299,7 +294,7 @@ func (m *Manager) publish(ctx context.Context, bundle []byte) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("encoding caBundle patch for %s: %w", name, err)
 		}
-		_, err = hooks.Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+		_, err = m.opts.Client.PatchMutatingWebhookConfiguration(ctx, name, types.StrategicMergePatchType, patch, fieldManager)
 		if apierrors.IsConflict(err) {
 			continue
 		}

@@ -4,14 +4,16 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/detourhq/detour/internal/kube"
 )
 
 // The Manager's work against an apiserver is tested in test/e2e (certs_e2e_test.go); these
 // are the parts that need none.
 
 func TestNewRefusesIncompleteOptions(t *testing.T) {
-	client := kubernetes.New(nil) // never used: New makes no request
+	client := newClient(t) // never used: New makes no request
 	ok := Options{Client: client, Namespace: "detour-system", SecretName: "detour-tls", WebhookConfigName: "detour", Policy: Policy{Hosts: hosts}}
 	if _, err := New(ok); err != nil {
 		t.Fatalf("complete options: %v", err)
@@ -36,7 +38,7 @@ func TestNewRefusesIncompleteOptions(t *testing.T) {
 }
 
 func TestBeforeTheFirstSyncNothingIsServedAndNotReady(t *testing.T) {
-	m, err := New(Options{Client: kubernetes.New(nil), Namespace: "n", SecretName: "s", WebhookConfigName: "w", Policy: Policy{Hosts: hosts}})
+	m, err := New(Options{Client: newClient(t), Namespace: "n", SecretName: "s", WebhookConfigName: "w", Policy: Policy{Hosts: hosts}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,4 +64,14 @@ func TestBeforeTheFirstSyncNothingIsServedAndNotReady(t *testing.T) {
 	if err != nil || c.Leaf != b.Serving.Cert || !m.Expiry().Equal(b.Serving.Cert.NotAfter) {
 		t.Errorf("after serve: certificate %v, err %v, expiry %v; want the bundle's", c, err, m.Expiry())
 	}
+}
+
+// newClient is a client of an apiserver that does not exist; New never calls it.
+func newClient(t *testing.T) *kube.Client {
+	t.Helper()
+	c, err := kube.New(&rest.Config{Host: "https://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

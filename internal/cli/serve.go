@@ -16,6 +16,7 @@ import (
 
 	"github.com/detourhq/detour/internal/admission"
 	"github.com/detourhq/detour/internal/config"
+	"github.com/detourhq/detour/internal/kube"
 	"github.com/detourhq/detour/internal/registry"
 	"github.com/detourhq/detour/internal/webhook"
 )
@@ -226,8 +227,8 @@ func (c *checkers) close() {
 	}
 }
 
-// apiClient makes the core/v1 client from a kubeconfig file, or in-cluster.
-func apiClient(kubeconfig string) (rest.Interface, error) {
+// apiClient makes the API client from a kubeconfig file, or in-cluster.
+func apiClient(kubeconfig string) (*kube.Client, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -238,5 +239,5 @@ func apiClient(kubeconfig string) (rest.Interface, error) {
 	} else if cfg, err = rest.InClusterConfig(); err != nil {
 		return nil, fmt.Errorf("--configmap outside a cluster needs --kubeconfig: %w", err)
 	}
-	return webhook.NewCoreClient(cfg)
+	return kube.New(cfg)
 }

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/detourhq/detour/internal/certs"
+	"github.com/detourhq/detour/internal/kube"
 )
 
 // serviceAccountNamespaceFile is where kubelet tells a Pod its namespace.
@@ -137,7 +137,7 @@ func (f *certFlags) secretRef(getenv func(string) string) (namespace, name strin
 
 // inClusterClient connects with the kubeconfig file at path, or with the Pod's service
 // account when path is "".
-func inClusterClient(path string) (kubernetes.Interface, error) {
+func inClusterClient(path string) (*kube.Client, error) {
 	var cfg *rest.Config
 	var err error
 	if path == "" {
@@ -149,7 +149,7 @@ func inClusterClient(path string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("loading kubeconfig %s: %w", path, err)
 	}
 	cfg.UserAgent = "detour"
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kube.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("making a Kubernetes client: %w", err)
 	}

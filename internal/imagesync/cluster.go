@@ -8,8 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/detourhq/detour/internal/kube"
 )
 
 // OriginalImagesAnnotation is the Pod annotation in which the webhook
@@ -69,14 +70,14 @@ func ImagesFromPods(pods []corev1.Pod) (entries []Entry, warnings []error) {
 // ClusterImages lists the Pods of all namespaces and returns the original
 // images the webhook recorded on them (see ImagesFromPods).
 func ClusterImages(ctx context.Context, cfg *rest.Config) ([]Entry, []error, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
+	client, err := kube.New(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
 	}
 	var pods []corev1.Pod
 	opts := metav1.ListOptions{Limit: podPageSize}
 	for {
-		list, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+		list, err := client.ListPods(ctx, metav1.NamespaceAll, opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing pods at %s: %w", cfg.Host, err)
 		}

@@ -13,10 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/detourhq/detour/internal/kube"
 )
 
 // ConfigMapKey is the key of the ConfigMap that holds the config file.
@@ -33,30 +32,6 @@ const (
 	maxEventMessage = 1024
 )
 
-// NewCoreClient makes a REST client for the core/v1 API group that knows only
-// the types detour uses. The typed clientset (k8s.io/client-go/kubernetes)
-// would do the same job, but registering every API group's types at start
-// costs about 9 MB of resident memory, a third of the webhook's budget.
-func NewCoreClient(cfg *rest.Config) (rest.Interface, error) {
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("building the core/v1 scheme: %w", err)
-	}
-	c := rest.CopyConfig(cfg)
-	c.APIPath = "/api"
-	c.GroupVersion = &corev1.SchemeGroupVersion
-	c.ContentType = runtime.ContentTypeJSON
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	if c.UserAgent == "" {
-		c.UserAgent = "detour"
-	}
-	rc, err := rest.RESTClientFor(c)
-	if err != nil {
-		return nil, fmt.Errorf("building the API client for %s: %w", cfg.Host, err)
-	}
-	return rc, nil
-}
-
 // ConfigMapSource names the source of a config read from a ConfigMap, as it
 // appears in error lines: "configmap NAMESPACE/NAME:LINE: message".
 func ConfigMapSource(namespace, name string) string {
@@ -68,7 +43,7 @@ func ConfigMapSource(namespace, name string) string {
 // done. A refused config is also reported as a Warning Event on the
 // ConfigMap (best effort: a failure to create it is logged). A ConfigMap
 // that is deleted, or loses its key, leaves the last good config in use.
-func WatchConfigMap(ctx context.Context, client rest.Interface, namespace, name string, store *Store, log *slog.Logger) {
+func WatchConfigMap(ctx context.Context, client *kube.Client, namespace, name string, store *Store, log *slog.Logger) {
 	log = orDiscard(log)
 	var reports sync.WaitGroup // Events being created
 	defer reports.Wait()
@@ -99,7 +74,7 @@ func WatchConfigMap(ctx context.Context, client rest.Interface, namespace, name 
 		}
 		reports.Go(func() { reportInvalid(ctx, client, cm, strings.Join(errorLines(err), "\n"), log) })
 	}
-	lw := cache.NewListWatchFromClient(client, "configmaps", namespace, fields.OneTermEqualSelector("metadata.name", name))
+	lw := cache.NewListWatchFromClient(client.Core(), "configmaps", namespace, fields.OneTermEqualSelector("metadata.name", name))
 	_, controller := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: lw,
 		ObjectType:    &corev1.ConfigMap{},
@@ -117,7 +92,7 @@ func WatchConfigMap(ctx context.Context, client rest.Interface, namespace, name 
 
 // reportInvalid creates a Warning Event about a refused config on its
 // ConfigMap, so `kubectl describe configmap` shows why.
-func reportInvalid(ctx context.Context, client rest.Interface, cm *corev1.ConfigMap, msg string, log *slog.Logger) {
+func reportInvalid(ctx context.Context, client *kube.Client, cm *corev1.ConfigMap, msg string, log *slog.Logger) {
 	if len(msg) > maxEventMessage {
 		msg = msg[:maxEventMessage-len("…")] + "…"
 	}
@@ -149,7 +124,7 @@ func reportInvalid(ctx context.Context, client rest.Interface, cm *corev1.Config
 	}
 	ctx, cancel := context.WithTimeout(ctx, eventTimeout)
 	defer cancel()
-	err := client.Post().Namespace(cm.Namespace).Resource("events").Body(ev).Do(ctx).Error()
+	_, err := client.CreateEvent(ctx, ev)
 	if err != nil {
 		log.Warn("could not record an Event for a refused config", slog.String("configmap", cm.Namespace+"/"+cm.Name), slog.Any("error", err))
 	}

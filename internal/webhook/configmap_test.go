@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/detourhq/detour/internal/kube"
 )
 
 // TestWatchConfigMapWithARealAPIServer runs against the kube-apiserver of
@@ -29,10 +31,11 @@ func TestWatchConfigMapWithARealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := NewCoreClient(cfg)
+	kc, err := kube.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := kc.Core()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -51,7 +54,7 @@ func TestWatchConfigMapWithARealAPIServer(t *testing.T) {
 	m := NewMetrics(reg, nil)
 	store := NewStore(StoreOptions{Metrics: m})
 	var wg sync.WaitGroup
-	wg.Go(func() { WatchConfigMap(ctx, client, ns, "detour", store, nil) })
+	wg.Go(func() { WatchConfigMap(ctx, kc, ns, "detour", store, nil) })
 	defer wg.Wait()
 	defer cancel()
 
