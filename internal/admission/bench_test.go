@@ -145,3 +145,55 @@ type lightContainer struct {
 	Name  string `json:"name"`
 	Image string `json:"image"`
 }
+
+// benchChainConfig gives every image of the load body a two-mirror chain.
+const benchChainConfig = `
+presets: []
+check:
+  enabled: true
+mirrors:
+  - from: docker.io
+    to: [lacks.mirror.test/hub, has.mirror.test/hub]
+  - from: ghcr.io
+    to: [lacks.mirror.test/ghcr, has.mirror.test/ghcr]
+`
+
+// BenchmarkReviewChecked is BenchmarkReview with availability checking on
+// and every answer cached (the steady state of a busy cluster): the first
+// mirror of each chain lacks the image, the second has it. Compare it with
+// the same chains and checking off to see what checking costs on the hot
+// path (hack/load/run-check.sh measures the same through HTTP and TLS).
+func BenchmarkReviewChecked(b *testing.B) {
+	body := loadBody(b)
+	cache := map[string]bool{}
+	for _, img := range []string{"library/busybox:1.36", "envoyproxy/envoy:v1.30.1"} {
+		cache["lacks.mirror.test/hub/"+img] = false
+		cache["has.mirror.test/hub/"+img] = true
+	}
+	cache["lacks.mirror.test/ghcr/acme/shop-api:v2.14.1"] = false
+	cache["has.mirror.test/ghcr/acme/shop-api:v2.14.1"] = true
+	for _, bc := range []struct {
+		name    string
+		checker Checker
+	}{
+		{"off", nil},
+		{"on-cached", &cachingChecker{fakeChecker: &fakeChecker{}, cache: cache}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := policyOf(b, parseConfig(b, benchChainConfig))
+			p.Checker = bc.checker
+			if bc.checker == nil {
+				p.Check.Enabled = false
+			}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			measureCPU(b)
+			for b.Loop() {
+				res, err := Review(context.Background(), body, p)
+				if err != nil || res.Outcome != Patched || len(res.Warnings) != 0 {
+					b.Fatalf("Review: %v, outcome %v, warnings %v", err, res.Outcome, res.Warnings)
+				}
+			}
+		})
+	}
+}
