@@ -3,7 +3,6 @@ package hosts
 import (
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 
@@ -122,7 +121,7 @@ type pathRule struct {
 func newPlan(set *rules.Set, opts Options) *plan {
 	p := &plan{opts: opts, insecure: map[string]bool{}, whole: map[string]rules.Rule{}}
 	for _, h := range opts.Insecure {
-		p.insecure[normHost(h)] = true
+		p.insecure[rules.NormaliseHost(h)] = true
 	}
 	for _, r := range set.Rules() {
 		key := rules.FromKey(r.From)
@@ -184,7 +183,7 @@ func (p *plan) target(to, host string) (target, error) {
 	if !rules.IsRegistryHost(h) {
 		h, path = "docker.io", to // a Docker Hub namespace
 	}
-	h = normHost(h)
+	h = rules.NormaliseHost(h)
 	return target{host: h, path: path, plain: p.plain(h)}, nil
 }
 
@@ -226,33 +225,7 @@ func badReasons(r rules.Rule, good []target, bad []badMirror, why func(error) st
 
 // plain reports whether registry host h is reached over plain HTTP.
 func (p *plan) plain(h string) bool {
-	return p.insecure[h] || isLoopback(h)
-}
-
-// normHost lower-cases a host[:port], drops the default port and maps the
-// Docker Hub aliases to docker.io.
-func normHost(h string) string {
-	h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ":443")
-	switch h {
-	case "index.docker.io", "registry-1.docker.io":
-		return "docker.io"
-	}
-	return h
-}
-
-// isLoopback reports whether host[:port] h names this machine: localhost or
-// a loopback IP address, the rule containerd's IsLocalhost applies too.
-func isLoopback(h string) bool {
-	name := h
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		name = host
-	}
-	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
-	if name == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(name)
-	return ip != nil && ip.IsLoopback()
+	return p.insecure[h] || rules.IsLoopback(h)
 }
 
 // isIPv6 reports whether host[:port] h is a bracketed IPv6 address.

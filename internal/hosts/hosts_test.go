@@ -431,19 +431,6 @@ func TestRenderErrors(t *testing.T) {
 	}
 }
 
-func TestIsLoopback(t *testing.T) {
-	t.Parallel()
-	for h, want := range map[string]bool{
-		"localhost": true, "localhost:5000": true, "127.0.0.1": true, "127.1.2.3:80": true,
-		"[::1]:5000": true, "::1": true, "registry.localhost": false,
-		"localhost.example": false, "128.0.0.1:5000": false, "[::2]:5000": false, "mirror.corp": false,
-	} {
-		if got := isLoopback(h); got != want {
-			t.Errorf("isLoopback(%q) = %v, want %v", h, got, want)
-		}
-	}
-}
-
 func keys(m map[string][]byte) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

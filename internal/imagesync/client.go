@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/detourhq/detour/internal/rules"
 )
 
 // manifestAccept is sent with every manifest request. distribution 2.8
@@ -100,16 +101,7 @@ func (c *client) plainHTTP(host string) bool {
 	if c.insecure[strings.ToLower(host)] {
 		return true
 	}
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return rules.IsLoopback(host)
 }
 
 // repo returns an authenticated client for repo; push asks for push access.

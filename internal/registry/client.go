@@ -17,6 +17,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/detourhq/detour/internal/rules"
 )
 
 // The manifest media types a HEAD accepts. All four are needed: see the
@@ -224,7 +226,7 @@ func (c *Client) newHost(name string) *hostClient {
 		c:       c,
 		name:    name,
 		api:     api,
-		plainOK: isLoopback(api) || c.insecure[name] || c.insecure[hostOnly(name)],
+		plainOK: rules.IsLoopback(api) || c.insecure[name] || c.insecure[hostOnly(name)],
 		tr:      tr,
 		http: &http.Client{
 			Transport: tr,
@@ -239,16 +241,6 @@ func (c *Client) newHost(name string) *hostClient {
 		h.scheme.Store("https")
 	}
 	return h
-}
-
-// isLoopback reports whether host[:port] is a loopback address or localhost.
-func isLoopback(host string) bool {
-	h := hostOnly(host)
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // hostOnly strips the port and the IPv6 brackets from host[:port].

@@ -313,3 +313,27 @@ func TestUserRuleWinsOverPreset(t *testing.T) {
 		t.Fatalf("the preset's other rules stay: got %q", got)
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for h, want := range map[string]bool{
+		"localhost": true, "LocalHost:5000": true, "127.0.0.1": true, "127.1.2.3:5000": true,
+		"[::1]:5000": true, "::1": true, "[::1]": true,
+		"localhost.corp": false, "10.0.0.1:5000": false, "[fd00::1]:5000": false, "quay.io": false, "": false,
+		"registry.localhost": false, "128.0.0.1:5000": false, "[::2]:5000": false,
+	} {
+		if got := rules.IsLoopback(h); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func TestNormaliseHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"Quay.IO:443": "quay.io", "registry-1.docker.io": "docker.io", "index.docker.io": "docker.io",
+		"localhost:5000": "localhost:5000", " gcr.io ": "gcr.io",
+	} {
+		if got := rules.NormaliseHost(in); got != want {
+			t.Errorf("NormaliseHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -254,3 +255,24 @@ func FromKey(from string) string {
 // IsRegistryHost reports whether h is a registry host[:port] as the reference
 // grammar reads one (it has a "." or ":", or is "localhost").
 func IsRegistryHost(h string) bool { return isRegistryHost(h) }
+
+// NormaliseHost returns registry host[:port] h as rules compare it:
+// lower-cased, without the default port ":443", with the Docker Hub aliases
+// index.docker.io and registry-1.docker.io read as docker.io.
+func NormaliseHost(h string) string { return normaliseHost(strings.TrimSpace(h)) }
+
+// IsLoopback reports whether registry host[:port] h names this machine:
+// "localhost" or a loopback IP address (containerd's rule for reaching a
+// registry over plain HTTP by default; detour's sync and checks follow it).
+func IsLoopback(h string) bool {
+	name := h
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		name = host
+	}
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
+}
