@@ -40,11 +40,7 @@ func runCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	set, err := cfg.Compile()
+	cfg, set, err := loadRules(*cfgPath)
 	if err != nil {
 		return err
 	}

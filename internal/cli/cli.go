@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/detourhq/detour/internal/config"
+	"github.com/detourhq/detour/internal/rules"
 )
 
 // Env holds what a subcommand may touch besides its arguments.
@@ -136,6 +137,20 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 // configFlag registers --config (default from DETOUR_CONFIG).
 func configFlag(fs *flag.FlagSet, env *Env) *string {
 	return fs.String("config", env.Getenv("DETOUR_CONFIG"), "config file (default: DETOUR_CONFIG, else the embedded default)")
+}
+
+// loadRules reads the config file, or the embedded default for "", and
+// compiles its rules.
+func loadRules(path string) (*config.Config, *rules.Set, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := cfg.Compile()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, set, nil
 }
 
 // loadConfig reads the config file, or the embedded default for "".

@@ -27,11 +27,7 @@ func runHosts(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	set, err := cfg.Compile()
+	cfg, set, err := loadRules(*cfgPath)
 	if err != nil {
 		return err
 	}

@@ -23,11 +23,7 @@ func runRewrite(ctx context.Context, env *Env, args []string) error {
 	case *file != "" && len(pos) > 0:
 		return usageError("give either images or -f FILE, not both")
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	set, err := cfg.Compile()
+	_, set, err := loadRules(*cfgPath)
 	if err != nil {
 		return err
 	}

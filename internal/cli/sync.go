@@ -65,11 +65,7 @@ func runSync(ctx context.Context, env *Env, args []string) error {
 			return usageError("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", *platform)
 		}
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	set, err := cfg.Compile()
+	cfg, set, err := loadRules(*cfgPath)
 	if err != nil {
 		return err
 	}
