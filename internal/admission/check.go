@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,15 +38,14 @@ type CachedChecker interface {
 // written.
 func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candidate, []string) {
 	// One check per distinct image: a Pod often runs the same image twice.
-	index := map[string]int{}
-	var chains [][]string
+	// inputs[k] is the image whose chain is chains[k]; a Pod has a handful of
+	// images, so a linear search beats a map.
+	inputs := make([]string, 0, len(cands))
+	chains := make([][]string, 0, len(cands))
 	for i := range cands {
 		c := &cands[i]
-		if c.d.Reason != rules.Rewritten {
-			continue
-		}
-		if _, ok := index[c.d.Input]; !ok {
-			index[c.d.Input] = len(chains)
+		if c.d.Reason == rules.Rewritten && !slices.Contains(inputs, c.d.Input) {
+			inputs = append(inputs, c.d.Input)
 			chains = append(chains, c.d.Chain())
 		}
 	}
@@ -85,17 +85,39 @@ func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candi
 			kept = append(kept, c)
 			continue
 		}
-		k := index[c.d.Input]
+		k := slices.Index(inputs, c.d.Input)
 		pk := picks[k]
 		if pk.index < 0 {
 			warnings = append(warnings, "detour: "+c.field()+": "+pk.why+"; "+quoteImage(c.d.Input)+" left as written")
 			continue
 		}
 		c.to = chains[k][pk.index]
-		c.choice = "mirror " + strconv.Itoa(pk.index+1) + " of " + strconv.Itoa(len(chains[k]))
+		c.choice = choiceText(pk.index, len(chains[k]))
 		kept = append(kept, c)
 	}
 	return kept, warnings
+}
+
+// choiceTexts holds "mirror I of N" for the chain lengths users write, so
+// the hot path does not build the same few strings on every request.
+var choiceTexts = func() (t [maxCachedChain][maxCachedChain]string) {
+	for n := 1; n <= maxCachedChain; n++ {
+		for i := 0; i < n; i++ {
+			t[n-1][i] = "mirror " + strconv.Itoa(i+1) + " of " + strconv.Itoa(n)
+		}
+	}
+	return t
+}()
+
+// maxCachedChain is the longest chain whose choice texts are prepared.
+const maxCachedChain = 8
+
+// choiceText says which mirror of a chain of n was chosen (index from 0).
+func choiceText(index, n int) string {
+	if n <= maxCachedChain {
+		return choiceTexts[n-1][index]
+	}
+	return "mirror " + strconv.Itoa(index+1) + " of " + strconv.Itoa(n)
 }
 
 // maxWarningError is how much of a Checker's error a warning quotes.

@@ -73,7 +73,11 @@ func (d Decision) Chain() []string {
 		return nil
 	}
 	out := make([]string, 0, len(d.rule.to))
-	for _, t := range d.rule.to {
+	for i, t := range d.rule.to {
+		if i == d.candidate {
+			out = append(out, d.Image) // built already
+			continue
+		}
 		if img, ok := d.build(t); ok {
 			out = append(out, img)
 		}
