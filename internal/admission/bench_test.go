@@ -74,9 +74,11 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		measureCPU(b)
 		for b.Loop() {
-			if _, _, err := decodeReview(body); err != nil {
+			st := getState()
+			if _, err := decodeReview(body, st); err != nil {
 				b.Fatal(err)
 			}
+			putState(st)
 		}
 	})
 	b.Run("encoding-json-light", func(b *testing.B) {

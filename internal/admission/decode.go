@@ -3,6 +3,7 @@ package admission
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // The parts of an AdmissionReview that detour reads. Everything else in the
@@ -73,19 +74,71 @@ var listFields = func() (out [numLists]struct{ list, elem, name, image string })
 	return out
 }()
 
-// decodeReview reads an AdmissionReview. Syntax errors and type errors in
-// the envelope are returned; a type error inside object or oldObject is
-// returned as objErr, which matters only for Pods.
-func decodeReview(body []byte) (rv review, objErr error, err error) {
-	d := &decoder{buf: body}
+// state is what one review decodes into and builds with. Reviews take one
+// from a pool and give it back when done, so the request, the Pods and their
+// container lists, the candidates and the annotation entries reuse the
+// memory of earlier reviews: allocations are what drives the garbage
+// collector, and under load its cycles cost more than the review itself.
+// Nothing in a state may be referenced after the review that used it: the
+// strings decoded are copies, and what Review returns is built fresh or in
+// the caller's buffer.
+type state struct {
+	d        decoder
+	rv       review
+	req      request
+	obj, old pod
+	cands    []candidate
+	entries  []entry // the original-images annotation, merged
+	choices  []entry // the mirror-choice annotation, merged
+	buf      []byte  // annotation values are built here
+}
+
+var states = sync.Pool{New: func() any { return new(state) }}
+
+func getState() *state { return states.Get().(*state) }
+
+// putState returns st to the pool, cleared of the strings of its review so
+// the pool does not keep them alive.
+func putState(st *state) {
+	st.d = decoder{}
+	st.rv = review{}
+	st.req = request{}
+	st.obj.reset()
+	st.old.reset()
+	clear(st.cands[:cap(st.cands)])
+	clear(st.entries[:cap(st.entries)])
+	clear(st.choices[:cap(st.choices)])
+	if cap(st.buf) > 64<<10 {
+		st.buf = nil // one huge annotation is not kept
+	}
+	states.Put(st)
+}
+
+// reset empties p, keeping the memory of its container lists.
+func (p *pod) reset() {
+	lists := p.lists
+	for l := range lists {
+		clear(lists[l])
+		lists[l] = lists[l][:0]
+	}
+	*p = pod{lists: lists}
+}
+
+// decodeReview reads an AdmissionReview into st. Syntax errors and type
+// errors in the envelope are returned; a type error inside object or
+// oldObject is returned as objErr, which matters only for Pods.
+func decodeReview(body []byte, st *state) (objErr error, err error) {
+	st.d = decoder{buf: body}
+	d := &st.d
+	rv := &st.rv
 	if c := d.peek(); c != '{' {
 		if err := d.skip(); err != nil {
-			return rv, nil, err
+			return nil, err
 		}
 		if err := d.end(); err != nil {
-			return rv, nil, err
+			return nil, err
 		}
-		return rv, nil, fmt.Errorf("the body is %s, not an AdmissionReview object", kindOf(c))
+		return nil, fmt.Errorf("the body is %s, not an AdmissionReview object", kindOf(c))
 	}
 	var typeErr error // first type error outside the objects
 	note := func() {
@@ -98,15 +151,18 @@ func decodeReview(body []byte) (rv review, objErr error, err error) {
 		var err error
 		switch string(key) {
 		case "apiVersion":
-			rv.apiVersion, err = d.str("apiVersion")
+			rv.apiVersion, err = d.word("apiVersion")
 		case "kind":
-			rv.kind, err = d.str("kind")
+			rv.kind, err = d.word("kind")
 		case "request":
 			rv.request = nil
-			req := &request{}
+			req := &st.req
+			*req = request{}
+			st.obj.reset()
+			st.old.reset()
 			var ok bool
 			ok, err = d.object("request", func(key []byte) error {
-				return decodeRequest(d, req, key, &objErr, note)
+				return decodeRequest(st, key, &objErr, note)
 			})
 			if ok {
 				rv.request = req
@@ -118,15 +174,16 @@ func decodeReview(body []byte) (rv review, objErr error, err error) {
 		return err
 	})
 	if err != nil {
-		return rv, nil, err
+		return nil, err
 	}
 	if err := d.end(); err != nil {
-		return rv, nil, err
+		return nil, err
 	}
-	return rv, objErr, typeErr
+	return objErr, typeErr
 }
 
-func decodeRequest(d *decoder, req *request, key []byte, objErr *error, note func()) error {
+func decodeRequest(st *state, key []byte, objErr *error, note func()) error {
+	d, req := &st.d, &st.req
 	var err error
 	switch string(key) {
 	case "uid":
@@ -137,11 +194,11 @@ func decodeRequest(d *decoder, req *request, key []byte, objErr *error, note fun
 			var err error
 			switch string(key) {
 			case "group":
-				req.kind.group, err = d.str("request.kind.group")
+				req.kind.group, err = d.word("request.kind.group")
 			case "version":
-				req.kind.version, err = d.str("request.kind.version")
+				req.kind.version, err = d.word("request.kind.version")
 			case "kind":
-				req.kind.kind, err = d.str("request.kind.kind")
+				req.kind.kind, err = d.word("request.kind.kind")
 			default:
 				err = d.skip()
 			}
@@ -152,19 +209,19 @@ func decodeRequest(d *decoder, req *request, key []byte, objErr *error, note fun
 		_, err = d.object("request.resource", func(key []byte) error {
 			if string(key) == "resource" {
 				var err error
-				req.resource, err = d.str("request.resource.resource")
+				req.resource, err = d.word("request.resource.resource")
 				return err
 			}
 			return d.skip()
 		})
 	case "subResource":
-		req.subResource, err = d.str("request.subResource")
+		req.subResource, err = d.word("request.subResource")
 	case "name":
 		req.name, err = d.str("request.name")
 	case "namespace":
 		req.namespace, err = d.str("request.namespace")
 	case "operation":
-		req.operation, err = d.str("request.operation")
+		req.operation, err = d.word("request.operation")
 	case "dryRun":
 		req.dryRun, err = d.boolean("request.dryRun")
 	case "object", "oldObject":
@@ -173,7 +230,11 @@ func decodeRequest(d *decoder, req *request, key []byte, objErr *error, note fun
 		if old {
 			d.prefix = "request.oldObject."
 		}
-		p := &pod{}
+		p := &st.obj
+		if old {
+			p = &st.old
+		}
+		p.reset()
 		var ok bool
 		ok, err = d.object("", func(key []byte) error { return decodePod(d, p, key) })
 		d.prefix = ""
@@ -207,7 +268,10 @@ func decodePod(d *decoder, p *pod, key []byte) error {
 		p.hasMetadata = ok
 		return err
 	case "spec":
-		p.lists = [numLists][]container{}
+		for l := range p.lists {
+			clear(p.lists[l])
+			p.lists[l] = p.lists[l][:0]
+		}
 		_, err := d.object("spec", func(key []byte) error {
 			for l, name := range listNames {
 				if string(key) == name {
@@ -233,9 +297,9 @@ func decodeMeta(d *decoder, p *pod, key []byte) error {
 	case "labels":
 		p.skip = false
 		_, err = d.object("metadata.labels", func(key []byte) error {
-			v, err := d.str("metadata.labels")
+			v, err := d.strBytes("metadata.labels")
 			if string(key) == SkipLabel {
-				p.skip = v == "true"
+				p.skip = string(v) == "true"
 			}
 			return err
 		})

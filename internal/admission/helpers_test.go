@@ -33,3 +33,12 @@ func parseConfig(tb testing.TB, yaml string) *config.Config {
 	}
 	return cfg
 }
+
+// decode decodes body as Review does, into a state from the pool (so states
+// used by earlier tests are reused, as in a server), given back when t ends.
+func decode(t testing.TB, body []byte) (review, error, error) {
+	st := getState()
+	t.Cleanup(func() { putState(st) })
+	objErr, err := decodeReview(body, st)
+	return st.rv, objErr, err
+}

@@ -251,6 +251,52 @@ func (d *decoder) str(field string) (string, error) {
 	return "", d.mismatch(field, "a string")
 }
 
+// strBytes is str without the copy: the value is a slice of buf (or, for a
+// string with escapes, a new slice), valid as long as buf is.
+func (d *decoder) strBytes(field string) ([]byte, error) {
+	switch d.peek() {
+	case '"':
+		return d.stringBytes()
+	case 'n':
+		return nil, d.literal("null")
+	}
+	return nil, d.mismatch(field, "a string")
+}
+
+// word reads a string value that is most often one of a few fixed words of
+// the API (a version, a kind, an operation): those are returned without
+// allocating a copy.
+func (d *decoder) word(field string) (string, error) {
+	b, err := d.strBytes(field)
+	switch string(b) {
+	case "":
+		return "", err
+	case APIVersionV1:
+		return APIVersionV1, err
+	case APIVersionV1beta1:
+		return APIVersionV1beta1, err
+	case "AdmissionReview":
+		return "AdmissionReview", err
+	case "v1":
+		return "v1", err
+	case "Pod":
+		return "Pod", err
+	case "pods":
+		return "pods", err
+	case "CREATE":
+		return "CREATE", err
+	case "UPDATE":
+		return "UPDATE", err
+	case "DELETE":
+		return "DELETE", err
+	case "CONNECT":
+		return "CONNECT", err
+	case "ephemeralcontainers":
+		return "ephemeralcontainers", err
+	}
+	return string(b), err
+}
+
 // boolean reads true or false; null is false. Any other type is a type error.
 func (d *decoder) boolean(field string) (bool, error) {
 	switch d.peek() {
@@ -473,77 +519,155 @@ func (d *decoder) literal(word string) error {
 	return nil
 }
 
-// skip checks and skips any value.
+// skip checks and skips any value. Most of a Pod is skipped (managedFields,
+// env, probes, volumes), so this is the decoder's hot loop: it is iterative,
+// keeps its position in a local and remembers the open containers in a small
+// stack instead of recursing through the decoder's methods.
 func (d *decoder) skip() error {
-	switch d.peek() {
-	case '"':
-		return d.skipString()
-	case '{':
-		if err := d.push(); err != nil {
-			return err
+	b := d.buf
+	i := d.pos
+	open := make([]bool, 0, 32) // the containers opened here, innermost last: true for an object
+values:
+	for {
+		// A value starts at i.
+		i = skipWS(b, i)
+		if i >= len(b) {
+			d.pos = i
+			return d.unexpected("looking for beginning of value")
 		}
-		if d.peek() == '}' {
-			d.pos++
-			d.depth--
-			return nil
+		switch c := b[i]; c {
+		case '"':
+			j := scanPlain(b, i+1)
+			if j < len(b) && b[j] == '"' {
+				i = j + 1
+				break
+			}
+			if err := d.skipStringFrom(j); err != nil {
+				return err
+			}
+			i = d.pos
+		case '{', '[':
+			if d.depth+len(open)+1 > maxDepth {
+				d.pos = i
+				return d.syntax("exceeded max depth")
+			}
+			i = skipWS(b, i+1)
+			end := byte('}')
+			if c == '[' {
+				end = ']'
+			}
+			if i < len(b) && b[i] == end {
+				i++
+				break // empty
+			}
+			open = append(open, c == '{')
+			if c == '{' {
+				var err error
+				if i, err = d.skipKey(i); err != nil {
+					return err
+				}
+			}
+			continue values
+		case 't', 'f', 'n':
+			d.pos = i
+			word := "null"
+			if c == 't' {
+				word = "true"
+			} else if c == 'f' {
+				word = "false"
+			}
+			if err := d.literal(word); err != nil {
+				return err
+			}
+			i = d.pos
+		default:
+			d.pos = i
+			if err := d.number(); err != nil {
+				return err
+			}
+			i = d.pos
 		}
+		// A value ends at i: close the containers it completes.
 		for {
-			if d.peek() != '"' {
-				return d.unexpected("looking for beginning of object key string")
-			}
-			if err := d.skipString(); err != nil {
-				return err
-			}
-			if d.peek() != ':' {
-				return d.unexpected("after object key")
-			}
-			d.pos++
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.pos++
-			case '}':
-				d.pos++
-				d.depth--
+			if len(open) == 0 {
+				d.pos = i
 				return nil
-			default:
+			}
+			i = skipWS(b, i)
+			inObject := open[len(open)-1]
+			if i < len(b) {
+				switch b[i] {
+				case ',':
+					if inObject {
+						var err error
+						if i, err = d.skipKey(i + 1); err != nil {
+							return err
+						}
+					} else {
+						i++
+					}
+					continue values
+				case '}':
+					if inObject {
+						i++
+						open = open[:len(open)-1]
+						continue
+					}
+				case ']':
+					if !inObject {
+						i++
+						open = open[:len(open)-1]
+						continue
+					}
+				}
+			}
+			d.pos = i
+			if inObject {
 				return d.unexpected("after object key:value pair")
 			}
+			return d.unexpected("after array element")
 		}
-	case '[':
-		if err := d.push(); err != nil {
-			return err
-		}
-		if d.peek() == ']' {
-			d.pos++
-			d.depth--
-			return nil
-		}
-		for {
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.pos++
-			case ']':
-				d.pos++
-				d.depth--
-				return nil
-			default:
-				return d.unexpected("after array element")
-			}
-		}
-	case 't':
-		return d.literal("true")
-	case 'f':
-		return d.literal("false")
-	case 'n':
-		return d.literal("null")
 	}
-	return d.number()
+}
+
+// skipKey checks and skips an object key and its colon from i, and returns
+// where the value starts.
+func (d *decoder) skipKey(i int) (int, error) {
+	b := d.buf
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != '"' {
+		d.pos = i
+		return 0, d.unexpected("looking for beginning of object key string")
+	}
+	j := scanPlain(b, i+1)
+	if j < len(b) && b[j] == '"' {
+		i = j + 1
+	} else {
+		if err := d.skipStringFrom(j); err != nil {
+			return 0, err
+		}
+		i = d.pos
+	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		d.pos = i
+		return 0, d.unexpected("after object key")
+	}
+	return i + 1, nil
+}
+
+// skipWS returns the index of the first byte from i on that is not JSON
+// whitespace, or len(b).
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
 }
 
 // number checks and skips a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

@@ -42,7 +42,7 @@ func FuzzDecodeReview(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rv, objErr, err := decodeReview(body)
+		rv, objErr, err := decode(t, body)
 		valid := json.Valid(body)
 		var syn *SyntaxError
 		if valid == errors.As(err, &syn) {
@@ -242,7 +242,7 @@ func TestDecodeKeysAreCaseSensitiveAndTheLastWins(t *testing.T) {
 	t.Parallel()
 	body := `{"apiVersion":"x","APIVERSION":"y","kind":"a","kind":"AdmissionReview","request":{"uid":"1",` +
 		`"object":{"spec":{"containers":[{"name":"c","image":"one","Image":"two"}],"containers":[{"name":"d","image":"thr\u0065e"}]}}}}`
-	rv, _, err := decodeReview([]byte(body))
+	rv, _, err := decode(t, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/detourhq/detour/internal/rules"
 )
@@ -34,7 +33,8 @@ func (c *candidate) field() string { return listNames[c.list] + "/" + c.name }
 
 // mutate decides the images of a Pod that review is to consider and builds
 // the response. It never fails: what it cannot do becomes a warning.
-func mutate(ctx context.Context, req *request, p *Policy, res *Result) Response {
+func mutate(ctx context.Context, st *state, p *Policy, res *Result) Response {
+	req := &st.req
 	obj := req.object
 	var warnings []string
 	var recorded []entry // the original-images annotation as found
@@ -59,7 +59,7 @@ func mutate(ctx context.Context, req *request, p *Policy, res *Result) Response 
 	for l := first; l < numLists; l++ {
 		n += len(obj.lists[l])
 	}
-	cands := make([]candidate, 0, n)
+	cands := slices.Grow(st.cands[:0], n)
 	for l := first; l < numLists; l++ {
 		for i, c := range obj.lists[l] {
 			if c.image == "" || old != nil && old.hasImage(l, c.name, c.image) {
@@ -88,6 +88,7 @@ func mutate(ctx context.Context, req *request, p *Policy, res *Result) Response 
 		cands, w = checkCandidates(ctx, p, cands)
 		warnings = append(warnings, w...)
 	}
+	st.cands = cands[:0]
 	if len(cands) == 0 {
 		res.Outcome, res.Warnings = Unchanged, warnings
 		return Allowed(req.uid, warnings...)
@@ -103,7 +104,7 @@ func mutate(ctx context.Context, req *request, p *Policy, res *Result) Response 
 		}
 		res.Changes[i] = Change{Field: c.field(), From: c.d.Input, To: c.to, Reason: c.d.Reason, Rule: rule, Choice: c.choice}
 	}
-	return PatchResponse(req.uid, buildPatch(obj, cands, res.Changes, recorded), warnings...)
+	return PatchResponse(req.uid, buildPatch(st, obj, cands, res.Changes, recorded), warnings...)
 }
 
 // hasImage reports whether the Pod has a container called name in list l
@@ -198,9 +199,10 @@ func appendEntries(dst []byte, es []entry) []byte {
 // buildPatch makes the JSON patch: one replace per changed image, then the
 // annotations. Whole containers are never re-serialised, so fields this
 // version of detour does not know survive.
-func buildPatch(obj *pod, cands []candidate, changes []Change, recorded []entry) []byte {
-	patch := getScratch()
-	patch = append(patch, '[')
+func buildPatch(st *state, obj *pod, cands []candidate, changes []Change, recorded []entry) []byte {
+	// st.buf holds the patch; annotation values are built after it and
+	// copied into strings before the patch grows over them.
+	patch := append(st.buf[:0], '[')
 	for i := range cands {
 		c := &cands[i]
 		if i > 0 {
@@ -215,33 +217,41 @@ func buildPatch(obj *pod, cands []candidate, changes []Change, recorded []entry)
 		patch = append(patch, '}')
 	}
 
-	originals := slices.Clone(recorded)
+	originals := append(st.entries[:0], recorded...)
 	for _, ch := range changes {
 		originals = merge(originals, ch.Field, ch.From)
 	}
-	origValue := string(appendEntries(nil, originals))
+	st.entries = originals
+	origValue := string(appendEntries(patch[len(patch):], originals))
 
-	var choices []entry
+	choices := st.choices[:0]
 	hasChoice := false
 	for _, ch := range changes {
 		hasChoice = hasChoice || ch.Choice != ""
 	}
 	if hasChoice {
 		if obj.hasMirrorChoice {
-			choices, _ = parseEntries(obj.mirrorChoice) // an unreadable one is replaced
+			if found, err := parseEntries(obj.mirrorChoice); err == nil { // an unreadable one is replaced
+				choices = append(choices, found...)
+			}
 		}
 		for _, ch := range changes {
 			if ch.Choice != "" {
 				choices = merge(choices, ch.Field, ch.Choice)
 			}
 		}
+		st.choices = choices
+	}
+	choiceValue := ""
+	if hasChoice {
+		choiceValue = string(appendEntries(patch[len(patch):], choices))
 	}
 
 	switch {
 	case obj.hasAnnotations:
 		patch = appendAdd(patch, originalImagesPath, origValue)
 		if hasChoice {
-			patch = appendAdd(patch, mirrorChoicePath, string(appendEntries(nil, choices)))
+			patch = appendAdd(patch, mirrorChoicePath, choiceValue)
 		}
 	default:
 		// "add" to a member of a missing object fails (RFC 6902 §4.1): add the
@@ -262,7 +272,7 @@ func buildPatch(obj *pod, cands []candidate, changes []Change, recorded []entry)
 			patch = append(patch, ',')
 			patch = appendString(patch, MirrorChoiceAnnotation)
 			patch = append(patch, ':')
-			patch = appendString(patch, string(appendEntries(nil, choices)))
+			patch = appendString(patch, choiceValue)
 		}
 		patch = append(patch, '}')
 		patch = append(patch, suffix...)
@@ -277,18 +287,4 @@ func appendAdd(patch []byte, path, value string) []byte {
 	patch = append(patch, `","value":`...)
 	patch = appendString(patch, value)
 	return append(patch, '}')
-}
-
-// scratch holds the buffers patches are built in: a patch lives only until
-// Review has encoded it into the response, so its buffer is reused.
-var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-func getScratch() []byte { return (*scratch.Get().(*[]byte))[:0] }
-
-// putScratch returns a buffer from getScratch, unless it grew past what
-// a Pod normally needs.
-func putScratch(b []byte) {
-	if cap(b) <= 64<<10 {
-		scratch.Put(&b)
-	}
 }

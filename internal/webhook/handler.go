@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/detourhq/detour/internal/admission"
@@ -34,7 +35,28 @@ type Handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 	bufs    sync.Pool // *bytes.Buffer
+	scratch sync.Pool // *scratch
+	// genLog is log with the config generation in use already attached:
+	// formatted once per config rather than once per line.
+	genLog atomic.Pointer[genLogger]
 }
+
+type genLogger struct {
+	generation uint64
+	log        *slog.Logger
+}
+
+// scratch is what one request builds its answer and log line in, besides
+// the body buffer; pooled, like that buffer, because under load the garbage
+// collector's cycles cost more than the review itself.
+type scratch struct {
+	resp    []byte
+	changes logChanges
+}
+
+// jsonContentType is the Content-Type of every answer, set without the
+// allocation Header.Set makes. net/http never changes a header's values.
+var jsonContentType = []string{"application/json"}
 
 var _ http.Handler = (*Handler)(nil)
 
@@ -42,6 +64,7 @@ var _ http.Handler = (*Handler)(nil)
 func NewHandler(store *Store, metrics *Metrics, log *slog.Logger) *Handler {
 	h := &Handler{store: store, metrics: metrics, log: orDiscard(log)}
 	h.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, bodyBufferSize)) }
+	h.scratch.New = func() any { return &scratch{resp: make([]byte, 0, 4096)} }
 	return h
 }
 
@@ -91,16 +114,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, op, start, http.StatusServiceUnavailable, "no config loaded yet")
 		return
 	}
-	res, err := admission.Review(r.Context(), buf.Bytes(), snap.Policy)
+	sc := h.scratch.Get().(*scratch)
+	defer h.putScratch(sc)
+	res, err := admission.AppendReview(r.Context(), sc.resp[:0], buf.Bytes(), snap.Policy)
 	if err != nil {
 		h.fail(w, op, start, http.StatusBadRequest, err.Error())
 		return
 	}
+	sc.resp = res.Response[:0]
 	op = operationLabel(res.Operation)
 
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Length", strconv.Itoa(len(res.Response)))
+	hdr["Content-Type"] = jsonContentType
+	if len(res.Response) > smallAnswer {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(res.Response))}
+	} // else net/http counts it: the answer is written whole when the handler returns
 	_, _ = w.Write(res.Response)
 
 	h.count(op, res.Outcome.String(), start)
@@ -113,7 +141,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.metrics.rewritten.WithLabelValues(rule).Inc()
 		}
 	}
-	h.logResult(r.Context(), &res, snap.Generation)
+	h.logResult(r.Context(), &res, snap.Generation, &sc.changes)
+}
+
+// smallAnswer is the size up to which net/http, which buffers 2 KiB of a
+// response before it must decide, sets Content-Length itself.
+const smallAnswer = 2000
+
+func (h *Handler) putScratch(sc *scratch) {
+	if cap(sc.resp) > 64<<10 {
+		return // one huge answer is not kept
+	}
+	sc.changes.reset()
+	h.scratch.Put(sc)
+}
+
+// logger is the handler's logger with config_generation attached.
+func (h *Handler) logger(generation uint64) *slog.Logger {
+	if g := h.genLog.Load(); g != nil && g.generation == generation {
+		return g.log
+	}
+	g := &genLogger{generation: generation, log: h.log.With(slog.Uint64("config_generation", generation))}
+	h.genLog.Store(g)
+	return g.log
 }
 
 // putBuffer returns a buffer to the pool unless one huge request grew it.
@@ -155,7 +205,7 @@ func (h *Handler) count(op, result string, start time.Time) {
 
 // logResult writes one info line per Pod whose images changed, a warning
 // line when the answer carries warnings, and a debug line otherwise.
-func (h *Handler) logResult(ctx context.Context, res *admission.Result, generation uint64) {
+func (h *Handler) logResult(ctx context.Context, res *admission.Result, generation uint64, changes *logChanges) {
 	level, msg := slog.LevelDebug, "pod admitted unchanged"
 	switch {
 	case res.Outcome == admission.Patched:
@@ -166,6 +216,8 @@ func (h *Handler) logResult(ctx context.Context, res *admission.Result, generati
 	if !h.log.Enabled(ctx, level) {
 		return
 	}
+	// Five attributes in the common case: a slog.Record holds five without
+	// allocating.
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
 		slog.String("namespace", res.Namespace),
@@ -184,7 +236,8 @@ func (h *Handler) logResult(ctx context.Context, res *admission.Result, generati
 		attrs = append(attrs, slog.Bool("dryRun", true))
 	}
 	if len(res.Changes) > 0 {
-		attrs = append(attrs, slog.Any("changes", changesValue(res.Changes)))
+		changes.list = res.Changes
+		attrs = append(attrs, slog.Any("changes", changes))
 	}
 	if len(res.Warnings) > 0 {
 		attrs = append(attrs, slog.Any("warnings", res.Warnings))
@@ -192,22 +245,49 @@ func (h *Handler) logResult(ctx context.Context, res *admission.Result, generati
 	if res.Outcome == admission.Skipped {
 		attrs = append(attrs, slog.String("skip", res.Skip))
 	}
-	attrs = append(attrs, slog.Uint64("config_generation", generation))
-	h.log.LogAttrs(ctx, level, msg, attrs...)
+	h.logger(generation).LogAttrs(ctx, level, msg, attrs...)
 }
 
-// changesValue logs changes as a group {"containers/web": "nginx -> mirror/nginx"},
-// without the reflection slog.Any would need for a slice of structs.
-type changesValue []admission.Change
+// logChanges logs changes as a group {"containers/web": "nginx -> mirror/nginx"},
+// without the reflection slog.Any would need for a slice of structs, and
+// with all its strings cut from one: it is resolved while the line is
+// formatted (slog's JSONHandler is synchronous) and reused by later requests.
+type logChanges struct {
+	list  []admission.Change
+	attrs []slog.Attr
+	text  []byte
+}
 
-func (c changesValue) LogValue() slog.Value {
-	attrs := make([]slog.Attr, len(c))
-	for i, ch := range c {
-		v := ch.From + " -> " + ch.To
+func (c *logChanges) LogValue() slog.Value {
+	text := c.text[:0]
+	for _, ch := range c.list {
+		text = append(text, ch.From...)
+		text = append(text, " -> "...)
+		text = append(text, ch.To...)
 		if ch.Choice != "" {
-			v += " (" + ch.Choice + ")"
+			text = append(text, " ("...)
+			text = append(text, ch.Choice...)
+			text = append(text, ')')
 		}
-		attrs[i] = slog.String(ch.Field, v)
 	}
+	c.text = text
+	all := string(text)
+	attrs := c.attrs[:0]
+	off := 0
+	for _, ch := range c.list {
+		n := len(ch.From) + len(" -> ") + len(ch.To)
+		if ch.Choice != "" {
+			n += len(" ()") + len(ch.Choice)
+		}
+		attrs = append(attrs, slog.String(ch.Field, all[off:off+n]))
+		off += n
+	}
+	c.attrs = attrs
 	return slog.GroupValue(attrs...)
+}
+
+func (c *logChanges) reset() {
+	c.list = nil
+	clear(c.attrs)
+	c.attrs = c.attrs[:0]
 }
