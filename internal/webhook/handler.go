@@ -138,7 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if c.Reason == rules.Escaped {
 				rule = "escape"
 			}
-			h.metrics.rewritten.WithLabelValues(rule).Inc()
+			h.metrics.ruleRewritten(rule).Inc()
 		}
 	}
 	h.logResult(r.Context(), &res, snap.Generation, &sc.changes)
@@ -199,7 +199,7 @@ func (h *Handler) count(op, result string, start time.Time) {
 	if h.metrics == nil {
 		return
 	}
-	h.metrics.requests.WithLabelValues(op, result).Inc()
+	h.metrics.requestAnswered(op, result).Inc()
 	h.metrics.duration.Observe(time.Since(start).Seconds())
 }
 
@@ -213,7 +213,8 @@ func (h *Handler) logResult(ctx context.Context, res *admission.Result, generati
 	case len(res.Warnings) > 0:
 		level, msg = slog.LevelWarn, "pod admitted unchanged, with warnings"
 	}
-	if !h.log.Enabled(ctx, level) {
+	log := h.logger(generation)
+	if !log.Enabled(ctx, level) {
 		return
 	}
 	// Five attributes in the common case: a slog.Record holds five without
@@ -245,7 +246,11 @@ func (h *Handler) logResult(ctx context.Context, res *admission.Result, generati
 	if res.Outcome == admission.Skipped {
 		attrs = append(attrs, slog.String("skip", res.Skip))
 	}
-	h.logger(generation).LogAttrs(ctx, level, msg, attrs...)
+	// The record goes to the handler directly: Logger.LogAttrs would also
+	// capture the caller's program counter, which only AddSource uses.
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = log.Handler().Handle(ctx, r)
 }
 
 // logChanges logs changes as a group {"containers/web": "nginx -> mirror/nginx"},

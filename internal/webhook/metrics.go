@@ -1,12 +1,21 @@
 package webhook
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics are the webhook's Prometheus metrics. They are registered on the
 // registry given to NewMetrics, never on the global one.
 type Metrics struct {
+	// byRule holds the detour_images_rewritten_total counter of each rule
+	// seen (string -> prometheus.Counter): looking a labelled child up in the
+	// vector hashes its labels on every request.
+	byRule sync.Map
+	// byRequest holds the detour_admission_requests_total counters of the
+	// common operations and results, for the same reason.
+	byRequest  [len(commonOps)][len(commonResults)]prometheus.Counter
 	requests   *prometheus.CounterVec
 	duration   prometheus.Histogram
 	rewritten  *prometheus.CounterVec
@@ -58,6 +67,11 @@ func NewMetrics(reg prometheus.Registerer, certs CertSource) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.rewritten, m.reloads, m.generation)
+	for i, op := range commonOps {
+		for j, result := range commonResults {
+			m.byRequest[i][j] = m.requests.WithLabelValues(op, result)
+		}
+	}
 	for _, r := range []string{reloadSuccess, reloadFailure} {
 		m.reloads.WithLabelValues(r)
 	}
@@ -86,4 +100,33 @@ func operationLabel(op string) string {
 		return "unknown"
 	}
 	return "other"
+}
+
+// ruleRewritten is the counter of images rewritten by rule.
+func (m *Metrics) ruleRewritten(rule string) prometheus.Counter {
+	if c, ok := m.byRule.Load(rule); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.rewritten.WithLabelValues(rule)
+	m.byRule.Store(rule, c)
+	return c
+}
+
+var (
+	commonOps     = [...]string{"CREATE", "UPDATE"}
+	commonResults = [...]string{"patched", "unchanged", "skipped"}
+)
+
+// requestAnswered is the counter of requests by operation and result.
+func (m *Metrics) requestAnswered(op, result string) prometheus.Counter {
+	for i, o := range commonOps {
+		if o == op {
+			for j, r := range commonResults {
+				if r == result {
+					return m.byRequest[i][j]
+				}
+			}
+		}
+	}
+	return m.requests.WithLabelValues(op, result)
 }
