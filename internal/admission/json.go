@@ -659,7 +659,7 @@ func (d *decoder) skipKey(i int) (int, error) {
 // skipWS returns the index of the first byte from i on that is not JSON
 // whitespace, or len(b).
 func skipWS(b []byte, i int) int {
-	for i < len(b) {
+	for i < len(b) && b[i] <= ' ' { // compact JSON, as the apiserver sends, has none
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
 			i++
