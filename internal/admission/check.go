@@ -36,19 +36,28 @@ type CachedChecker interface {
 // candidate is dropped, so the original image is kept, and a warning says
 // why. Escaped candidates are not checked: the escape asks for the image as
 // written.
-func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candidate, []string) {
+func checkCandidates(ctx context.Context, st *state, p *Policy, cands []candidate) ([]candidate, []string) {
 	// One check per distinct image: a Pod often runs the same image twice.
 	// inputs[k] is the image whose chain is chains[k]; a Pod has a handful of
-	// images, so a linear search beats a map.
-	inputs := make([]string, 0, len(cands))
-	chains := make([][]string, 0, len(cands))
+	// images, so a linear search beats a map. All of it lives in st.
+	inputs, flat, ends := st.inputs[:0], st.flat[:0], st.ends[:0]
 	for i := range cands {
 		c := &cands[i]
 		if c.d.Reason == rules.Rewritten && !slices.Contains(inputs, c.d.Input) {
 			inputs = append(inputs, c.d.Input)
-			chains = append(chains, c.d.Chain())
+			flat = c.d.AppendChain(flat)
+			ends = append(ends, len(flat))
 		}
 	}
+	chains := st.chains[:0]
+	for k, end := range ends {
+		start := 0
+		if k > 0 {
+			start = ends[k-1]
+		}
+		chains = append(chains, flat[start:end:end])
+	}
+	st.inputs, st.flat, st.ends, st.chains = inputs, flat, ends, chains
 	if len(chains) == 0 {
 		return cands, nil
 	}
@@ -56,7 +65,8 @@ func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candi
 	if budget <= 0 {
 		budget = config.DefaultCheckBudget
 	}
-	picks := make([]pick, len(chains))
+	picks := slices.Grow(st.picks[:0], len(chains))[:len(chains)]
+	st.picks = picks
 	var pending []int // chains the cache cannot settle
 	cached, _ := p.Checker.(CachedChecker)
 	for i, chain := range chains {
@@ -69,15 +79,16 @@ func checkCandidates(ctx context.Context, p *Policy, cands []candidate) ([]candi
 		pending = append(pending, i)
 	}
 	if len(pending) > 0 {
+		// Copies: a check that overruns the budget may still read its chain
+		// after this review has returned st to the pool.
 		rest := make([][]string, len(pending))
 		for j, i := range pending {
-			rest[j] = chains[i]
+			rest[j] = slices.Clone(chains[i])
 		}
 		for j, pk := range choose(ctx, p.Checker, budget, rest) {
 			picks[pending[j]] = pk
 		}
 	}
-
 	var warnings []string
 	kept := cands[:0]
 	for _, c := range cands {

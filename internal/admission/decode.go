@@ -91,6 +91,13 @@ type state struct {
 	entries  []entry // the original-images annotation, merged
 	choices  []entry // the mirror-choice annotation, merged
 	buf      []byte  // annotation values are built here
+	// Availability checking: the distinct images checked, their chains
+	// (flat, cut at ends) and the picks.
+	inputs []string
+	flat   []string
+	ends   []int
+	chains [][]string
+	picks  []pick
 }
 
 var states = sync.Pool{New: func() any { return new(state) }}
@@ -108,6 +115,10 @@ func putState(st *state) {
 	clear(st.cands[:cap(st.cands)])
 	clear(st.entries[:cap(st.entries)])
 	clear(st.choices[:cap(st.choices)])
+	clear(st.inputs[:cap(st.inputs)])
+	clear(st.flat[:cap(st.flat)])
+	clear(st.chains[:cap(st.chains)])
+	clear(st.picks[:cap(st.picks)])
 	if cap(st.buf) > 64<<10 {
 		st.buf = nil // one huge annotation is not kept
 	}

@@ -85,7 +85,7 @@ func mutate(ctx context.Context, st *state, p *Policy, res *Result) Response {
 
 	if p.Checker != nil && p.Check.Enabled {
 		var w []string
-		cands, w = checkCandidates(ctx, p, cands)
+		cands, w = checkCandidates(ctx, st, p, cands)
 		warnings = append(warnings, w...)
 	}
 	st.cands = cands[:0]

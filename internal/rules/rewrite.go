@@ -72,7 +72,15 @@ func (d Decision) Chain() []string {
 	if d.Reason != Rewritten {
 		return nil
 	}
-	out := make([]string, 0, len(d.rule.to))
+	return d.AppendChain(make([]string, 0, len(d.rule.to)))
+}
+
+// AppendChain appends Chain() to dst, for callers that reuse a slice.
+func (d Decision) AppendChain(dst []string) []string {
+	if d.Reason != Rewritten {
+		return dst
+	}
+	out := dst
 	for i, t := range d.rule.to {
 		if i == d.candidate {
 			out = append(out, d.Image) // built already
