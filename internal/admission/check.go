@@ -29,6 +29,16 @@ type CachedChecker interface {
 	Cached(image string) (has, ok bool)
 }
 
+// ChainCachedChecker is a CachedChecker that can settle a whole chain in one
+// call: index of the first image cached as present, -1 when all are cached
+// as absent, ok false when an image before the first "has" is not cached.
+// internal/registry's Checker is one: one lock and one clock read per chain
+// instead of one per image.
+type ChainCachedChecker interface {
+	CachedChecker
+	CachedFirst(chain []string) (index int, ok bool)
+}
+
 // checkCandidates chooses, for every rewritten candidate, the first image of
 // its decision's fallback chain that the Checker says exists. All images of
 // the Pod are checked in parallel, each chain in order, all within the
@@ -176,6 +186,16 @@ func choose(ctx context.Context, c Checker, budget time.Duration, chains [][]str
 // fromCache settles a chain from cached answers alone: ok is false when an
 // entry before the first cached "has" has no cached answer.
 func fromCache(c CachedChecker, chain []string) (pick, bool) {
+	if cc, ok := c.(ChainCachedChecker); ok {
+		i, ok := cc.CachedFirst(chain)
+		switch {
+		case !ok:
+			return pick{}, false
+		case i >= 0:
+			return pick{index: i}, true
+		}
+		return pick{index: -1, why: "no mirror has the image"}, true
+	}
 	for i, image := range chain {
 		has, ok := c.Cached(image)
 		if !ok {

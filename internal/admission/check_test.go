@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -133,35 +134,69 @@ func (c *cachingChecker) Cached(image string) (has, ok bool) {
 	return has, ok
 }
 
+// chainCachingChecker also settles whole chains, as internal/registry's
+// Checker does; chains counts the calls.
+type chainCachingChecker struct {
+	*cachingChecker
+	chains int
+}
+
+func (c *chainCachingChecker) CachedFirst(chain []string) (int, bool) {
+	c.chains++
+	for i, image := range chain {
+		has, ok := c.cache[image]
+		if !ok {
+			return 0, false
+		}
+		if has {
+			return i, true
+		}
+	}
+	return -1, true
+}
+
 func TestCachedAnswersSettleChainsWithoutAsking(t *testing.T) {
 	t.Parallel()
-	f := &cachingChecker{
-		fakeChecker: &fakeChecker{has: map[string]bool{"a.mirror.test/library/busybox:1.36": true}},
-		cache: map[string]bool{
-			"a.mirror.test/library/nginx:1.25": false, // cached: lacks it
-			"b.mirror.test/library/nginx:1.25": true,  // cached: has it
-			"q.mirror.test/x/y:1":              false, // the whole chain lacks it
-		},
-	}
-	object := `{"metadata":{"name":"p"},"spec":{"containers":[` +
-		`{"name":"web","image":"nginx:1.25"},{"name":"box","image":"busybox:1.36"},{"name":"quay","image":"quay.io/x/y:1"}]}}`
-	res, _ := reviewPod(t, checkedPolicy(t, f), "CREATE", object, "")
-	got := map[string]string{}
-	for _, c := range res.Changes {
-		got[c.Field] = c.To + " (" + c.Choice + ")"
-	}
-	want := map[string]string{
-		"containers/web": "b.mirror.test/library/nginx:1.25 (mirror 2 of 3)",   // from the cache alone
-		"containers/box": "a.mirror.test/library/busybox:1.36 (mirror 1 of 3)", // not cached: asked
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("changes (-want +got):\n%s", diff)
-	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "containers/quay: no mirror has the image") {
-		t.Errorf("warnings %q, want one for quay from the cached negative answer", res.Warnings)
-	}
-	if diff := cmp.Diff([]string{"a.mirror.test/library/busybox:1.36"}, f.calls); diff != "" {
-		t.Errorf("Has calls (-want +got): only the uncached chain may be asked\n%s", diff)
+	for _, chainAtOnce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chain at once %v", chainAtOnce), func(t *testing.T) {
+			t.Parallel()
+			f := &cachingChecker{
+				fakeChecker: &fakeChecker{has: map[string]bool{"a.mirror.test/library/busybox:1.36": true}},
+				cache: map[string]bool{
+					"a.mirror.test/library/nginx:1.25": false, // cached: lacks it
+					"b.mirror.test/library/nginx:1.25": true,  // cached: has it
+					"q.mirror.test/x/y:1":              false, // the whole chain lacks it
+				},
+			}
+			var checker CachedChecker = f
+			cc := &chainCachingChecker{cachingChecker: f}
+			if chainAtOnce {
+				checker = cc
+			}
+			object := `{"metadata":{"name":"p"},"spec":{"containers":[` +
+				`{"name":"web","image":"nginx:1.25"},{"name":"box","image":"busybox:1.36"},{"name":"quay","image":"quay.io/x/y:1"}]}}`
+			res, _ := reviewPod(t, checkedPolicy(t, checker), "CREATE", object, "")
+			got := map[string]string{}
+			for _, c := range res.Changes {
+				got[c.Field] = c.To + " (" + c.Choice + ")"
+			}
+			want := map[string]string{
+				"containers/web": "b.mirror.test/library/nginx:1.25 (mirror 2 of 3)",   // from the cache alone
+				"containers/box": "a.mirror.test/library/busybox:1.36 (mirror 1 of 3)", // not cached: asked
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("changes (-want +got):\n%s", diff)
+			}
+			if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "containers/quay: no mirror has the image") {
+				t.Errorf("warnings %q, want one for quay from the cached negative answer", res.Warnings)
+			}
+			if diff := cmp.Diff([]string{"a.mirror.test/library/busybox:1.36"}, f.calls); diff != "" {
+				t.Errorf("Has calls (-want +got): only the uncached chain may be asked\n%s", diff)
+			}
+			if wantChains := map[bool]int{false: 0, true: 3}[chainAtOnce]; cc.chains != wantChains {
+				t.Errorf("CachedFirst called %d times, want %d", cc.chains, wantChains)
+			}
+		})
 	}
 }
 

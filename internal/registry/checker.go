@@ -164,6 +164,7 @@ type entry struct {
 	refreshing bool
 	expires    time.Time
 	refreshAt  time.Time // positive entries only
+	used       time.Time // when last moved to the front
 	prev, next *entry
 }
 
@@ -301,24 +302,79 @@ func (c *Checker) Cached(image string) (has, ok bool) {
 
 func (c *Checker) cached(image string, now time.Time) (has, ok bool) {
 	c.mu.Lock()
+	has, ok, h, refresh := c.cachedLocked(image, now)
+	c.mu.Unlock()
+	c.settle(image, h, ok, refresh)
+	return has, ok
+}
+
+// CachedFirst settles a fallback chain from the cache alone, as the
+// admission hot path needs it: index is the position of the first image
+// cached as present, -1 when every image is cached as absent; ok is false
+// when an image before the first cached "has" is not cached. It takes the
+// lock and reads the clock once for the whole chain.
+func (c *Checker) CachedFirst(chain []string) (index int, ok bool) {
+	type hit struct {
+		h       *hostState
+		refresh bool
+	}
+	hits := make([]hit, 0, 8) // counted after the lock is released
+	now := c.now()
+	index = -1
+	c.mu.Lock()
+	for i, image := range chain {
+		has, found, h, refresh := c.cachedLocked(image, now)
+		if !found {
+			break
+		}
+		hits = append(hits, hit{h, refresh})
+		if has {
+			index = i
+			break
+		}
+	}
+	c.mu.Unlock()
+	for i, x := range hits {
+		c.settle(chain[i], x.h, true, x.refresh)
+	}
+	if index < 0 && len(hits) < len(chain) {
+		return 0, false
+	}
+	return index, true
+}
+
+// cachedLocked looks image up under c.mu. refresh says a background refresh
+// was claimed for it, which settle must start.
+func (c *Checker) cachedLocked(image string, now time.Time) (has, ok bool, h *hostState, refresh bool) {
 	e := c.entries[image]
 	if e == nil || !now.Before(e.expires) || e.host.isDown(now) {
-		c.mu.Unlock()
-		return false, false
+		return false, false, nil, false
 	}
-	c.moveToFront(e)
-	has, h := e.has, e.host
-	refresh := has && !e.refreshing && !now.Before(e.refreshAt) && !c.closed
+	// Recency to the second is all the LRU needs: an entry used again
+	// within a second is not moved, which spares the hot path list writes.
+	if now.Sub(e.used) >= time.Second {
+		c.moveToFront(e)
+		e.used = now
+	}
+	has, h = e.has, e.host
+	refresh = has && !e.refreshing && !now.Before(e.refreshAt) && !c.closed
 	if refresh {
 		e.refreshing = true
 		c.wg.Add(1) // under mu with closed false: Close has not begun waiting
 	}
-	c.mu.Unlock()
+	return has, true, h, refresh
+}
+
+// settle does, outside c.mu, what a cache hit leaves to do: count it and
+// start the refresh it claimed.
+func (c *Checker) settle(image string, h *hostState, hit, refresh bool) {
+	if !hit {
+		return
+	}
 	if refresh {
 		go c.refresh(image, h)
 	}
 	c.metrics.Check(h.name, ResultCached)
-	return has, true
 }
 
 // host returns the state of a registry, making it on first use.

@@ -358,3 +358,51 @@ func TestFirstAvailable(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckerCachedFirstSettlesAChainFromTheCacheAlone(t *testing.T) {
+	t.Parallel()
+	reg := newMemRegistry(t)
+	push(t, reg.Host, "app:1")
+	clock := newFakeClock()
+	preg := prometheus.NewRegistry()
+	m, err := NewPrometheus(preg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newTestChecker(t, newTestClient(t, ClientOptions{}), CheckerOptions{TTL: 10 * time.Minute, Now: clock.Now, Metrics: m})
+	ctx := context.Background()
+	lacks, lacks2, has := reg.Host+"/lacks:1", reg.Host+"/lacks:2", reg.Host+"/app:1"
+	first := func(chain []string, wantIndex int, wantOK bool) {
+		t.Helper()
+		i, ok := c.CachedFirst(chain)
+		if ok != wantOK || ok && i != wantIndex {
+			t.Fatalf("CachedFirst(%v) = %d, %v; want %d, %v", chain, i, ok, wantIndex, wantOK)
+		}
+	}
+	check := func(img string) {
+		t.Helper()
+		if _, err := c.Has(ctx, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chain := []string{lacks, has}
+	first(chain, 0, false) // nothing cached
+	check(lacks)
+	first(chain, 0, false) // the first is cached absent, the second unknown
+	check(has)
+	first(chain, 1, true)
+	first([]string{has, lacks2}, 0, true) // the first has it: the rest does not matter
+	check(lacks2)
+	first([]string{lacks, lacks2}, -1, true)
+	first(nil, -1, true)
+	if heads := reg.heads.Load(); heads != 3 {
+		t.Errorf("%d HEADs, want 3: CachedFirst never asks the registry", heads)
+	}
+	// Lookups counted as cached: 1 + 2 + 1 + 2 (the misses are not counted).
+	if got := metricValue(t, preg, "detour_mirror_checks_total", map[string]string{"mirror": reg.Host, "result": "cached"}); got != 6 {
+		t.Errorf("cached checks = %v, want 6", got)
+	}
+	clock.Add(time.Minute) // the negative answers expire
+	first(chain, 0, false)
+	first([]string{has}, 0, true) // the positive one lives 10 m
+}

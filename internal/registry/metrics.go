@@ -13,10 +13,12 @@ type Prometheus struct {
 	checks *prometheus.CounterVec
 	up     *prometheus.GaugeVec
 
-	// byRegistry caches the counters of each registry, so that counting a
-	// check hashes no labels and allocates nothing.
-	mu         sync.RWMutex
-	byRegistry map[string]*[numResults]prometheus.Counter
+	// byRegistry caches the counters of each registry (string ->
+	// *[numResults]prometheus.Counter), so that counting a check hashes no
+	// labels, allocates nothing and, being a sync.Map, writes no shared
+	// memory: every cached availability answer is counted.
+	byRegistry sync.Map
+	mu         sync.Mutex // creates the counters of a registry once
 }
 
 var _ Metrics = (*Prometheus)(nil)
@@ -37,7 +39,6 @@ func NewPrometheus(reg prometheus.Registerer) (*Prometheus, error) {
 			Name: "detour_mirror_up",
 			Help: "1 when the mirror is usable, 0 while it is marked down after repeated failures.",
 		}, []string{"mirror"}),
-		byRegistry: map[string]*[numResults]prometheus.Counter{},
 	}
 	for _, c := range []prometheus.Collector{p.checks, p.up} {
 		if err := reg.Register(c); err != nil {
@@ -52,26 +53,24 @@ func (p *Prometheus) Check(registry string, r Result) {
 	if r >= numResults {
 		return
 	}
-	p.mu.RLock()
-	cs := p.byRegistry[registry]
-	p.mu.RUnlock()
-	if cs == nil {
-		cs = p.counters(registry)
+	if cs, ok := p.byRegistry.Load(registry); ok {
+		cs.(*[numResults]prometheus.Counter)[r].Inc()
+		return
 	}
-	cs[r].Inc()
+	p.counters(registry)[r].Inc()
 }
 
 func (p *Prometheus) counters(registry string) *[numResults]prometheus.Counter {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if cs := p.byRegistry[registry]; cs != nil {
-		return cs
+	if cs, ok := p.byRegistry.Load(registry); ok {
+		return cs.(*[numResults]prometheus.Counter)
 	}
 	cs := new([numResults]prometheus.Counter)
 	for r := range numResults {
 		cs[r] = p.checks.WithLabelValues(registry, r.String())
 	}
-	p.byRegistry[registry] = cs
+	p.byRegistry.Store(registry, cs)
 	return cs
 }
 
