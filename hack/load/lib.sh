@@ -83,8 +83,12 @@ bench() {
 	p50=$(awk '/ 50% in / {print $3 * 1000}' "$out")
 	p99=$(awk '/ 99% in / {print $3 * 1000}' "$out")
 	rss=$(awk '/VmHWM/ {print $2 / 1024}' "/proc/$pid/status")
+	local cpu
+	cpu=$(echo "($after - $before) * 1000000 / $hz / $N" | bc -l)
 	printf '%-8s %10.0f %8.2f %8.2f %10.1f %10.1f %10.1f\n' "$name" "$rps" "$p50" "$p99" \
-		"$(echo "($after - $before) * 1000000 / $hz / $N" | bc -l)" "$rss" "$(echo "$(cat "$tmp/$name.anon") / 1024" | bc -l)"
+		"$cpu" "$rss" "$(echo "$(cat "$tmp/$name.anon") / 1024" | bc -l)"
+	rm -f "$tmp/$name.anon.stop"
 	echo "$rps" >"$tmp/$name.rps"
+	echo "$cpu" >"$tmp/$name.cpu"
 }
 

@@ -20,7 +20,13 @@
 # measurement. Both servers listen on 127.0.0.1 only, on ports they pick, and
 # are stopped by PID.
 #
-# Usage: hack/load/run.sh            (N=20000 C=16 WARMUP=2000 by default)
+# With ROUNDS above 1, both are measured in each round, their order swapped
+# from round to round (so drift over the run falls on both), and the medians
+# over the rounds are printed at the end: on a small shared machine one run
+# can be 20 % off.
+#
+# Usage: hack/load/run.sh            (ROUNDS=1 N=20000 C=16 WARMUP=2000 by default)
+#        ROUNDS=7 hack/load/run.sh
 #        N=50000 C=32 hack/load/run.sh
 set -euo pipefail
 
@@ -44,10 +50,28 @@ ceiling_pid=$!
 ceiling_url="https://$(wait_for "$tmp/ceiling.log" 'listening on' | awk '{print $3}')/mutate"
 
 echo "hey -n $N -c $C -m POST -T application/json -D hack/load/body.json ($(wc -c <"$body") bytes), $(nproc) CPUs, $(go version | awk '{print $3}')"
-printf '%-8s %10s %8s %8s %10s %10s %10s\n' server 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/req' 'peak RSS MB' 'anon MB'
-bench ceiling "$ceiling_pid" "$ceiling_url"
-bench detour "$detour_pid" "$detour_url"
-echo "detour/ceiling throughput: $(echo "100 * $(cat "$tmp/detour.rps") / $(cat "$tmp/ceiling.rps")" | bc -l | xargs printf '%.0f')%"
+ROUNDS=${ROUNDS:-1}
+ratios=() cpus=() ceilings=()
+for round in $(seq "$ROUNDS"); do
+	[ "$ROUNDS" = 1 ] || echo "round $round"
+	printf '%-8s %10s %8s %8s %10s %10s %10s\n' server 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/req' 'peak RSS MB' 'anon MB'
+	if [ $((round % 2)) = 1 ]; then
+		bench ceiling "$ceiling_pid" "$ceiling_url"
+		bench detour "$detour_pid" "$detour_url"
+	else
+		bench detour "$detour_pid" "$detour_url"
+		bench ceiling "$ceiling_pid" "$ceiling_url"
+	fi
+	ratio=$(echo "100 * $(cat "$tmp/detour.rps") / $(cat "$tmp/ceiling.rps")" | bc -l | xargs printf '%.0f')
+	echo "detour/ceiling throughput: $ratio%"
+	ratios+=("$ratio") cpus+=("$(cat "$tmp/detour.cpu")") ceilings+=("$(cat "$tmp/ceiling.cpu")")
+done
+if [ "$ROUNDS" != 1 ]; then
+	median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.1f} (range {min(v):.1f} .. {max(v):.1f})")' "$@"; }
+	echo "medians over $ROUNDS rounds: detour/ceiling throughput $(median "${ratios[@]}") %," \
+		"detour CPU $(median "${cpus[@]}") µs/req, ceiling CPU $(median "${ceilings[@]}") µs/req," \
+		"detour peak RSS $(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$detour_pid/status") MB"
+fi
 # Stop detour (SIGTERM: graceful, its batched log is flushed) before
 # counting its log lines: one per rewritten Pod.
 kill "$detour_pid"
