@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/detourhq/detour/internal/jsonlog"
 )
 
 // BenchmarkHandler is /mutate without the network: HTTP checks, body read,
@@ -23,7 +25,7 @@ func BenchmarkHandler(b *testing.B) {
 		name string
 		log  *slog.Logger
 	}{
-		{"json-log", slog.New(slog.NewJSONHandler(io.Discard, nil))},
+		{"json-log", slog.New(jsonlog.New(io.Discard, nil))},
 		{"no-log", nil},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
