@@ -73,7 +73,7 @@ bench() {
 	touch "$tmp/$name.anon.stop"
 	wait "$sampler"
 	local ok rps p50 p99 rss
-	ok=$(awk '/\[200\]/ {print $2}' "$out")
+	ok=$(awk '/\[200\].*responses/ {print $2}' "$out")
 	if [ "${ok:-0}" != "$N" ]; then
 		echo "$(basename "$0"): $name answered ${ok:-0} of $N requests with 200:" >&2
 		cat "$out" >&2
