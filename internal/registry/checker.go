@@ -104,6 +104,13 @@ type Metrics interface {
 	Up(registry string, up bool)
 }
 
+// CheckCounter is a Metrics that can hand out the function counting one
+// registry's checks with one result, so that counting a cached answer on the
+// admission hot path looks nothing up. Prometheus is one.
+type CheckCounter interface {
+	CheckCounter(registry string, r Result) func()
+}
+
 // CheckerOptions configures a Checker. The zero value uses the defaults.
 type CheckerOptions struct {
 	// TTL of positive answers (0: DefaultTTL); negative ones live TTL/10.
@@ -170,8 +177,9 @@ type entry struct {
 
 // hostState is the health of one registry.
 type hostState struct {
-	name      string
-	downUntil atomic.Int64 // UnixNano by the Checker's clock; 0 when up
+	name        string
+	countCached func()       // counts a cached answer: every lookup on the hot path
+	downUntil   atomic.Int64 // UnixNano by the Checker's clock; 0 when up
 
 	mu       sync.Mutex
 	failures int
@@ -374,7 +382,7 @@ func (c *Checker) settle(image string, h *hostState, hit, refresh bool) {
 	if refresh {
 		go c.refresh(image, h)
 	}
-	c.metrics.Check(h.name, ResultCached)
+	h.countCached()
 }
 
 // host returns the state of a registry, making it on first use.
@@ -385,6 +393,11 @@ func (c *Checker) host(name string) *hostState {
 		return h
 	}
 	h := &hostState{name: name}
+	if cc, ok := c.metrics.(CheckCounter); ok {
+		h.countCached = cc.CheckCounter(name, ResultCached)
+	} else {
+		h.countCached = func() { c.metrics.Check(name, ResultCached) }
+	}
 	c.hosts[name] = h
 	c.metrics.Up(name, true)
 	return h

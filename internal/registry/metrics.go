@@ -21,7 +21,10 @@ type Prometheus struct {
 	mu         sync.Mutex // creates the counters of a registry once
 }
 
-var _ Metrics = (*Prometheus)(nil)
+var (
+	_ Metrics      = (*Prometheus)(nil)
+	_ CheckCounter = (*Prometheus)(nil)
+)
 
 // NewPrometheus makes the collectors and registers them on reg:
 //
@@ -81,4 +84,12 @@ func (p *Prometheus) Up(registry string, up bool) {
 		v = 1
 	}
 	p.up.WithLabelValues(registry).Set(v)
+}
+
+// CheckCounter implements CheckCounter.
+func (p *Prometheus) CheckCounter(registry string, r Result) func() {
+	if r >= numResults {
+		return func() {}
+	}
+	return p.counters(registry)[r].Inc
 }
