@@ -32,8 +32,8 @@ type CachedChecker interface {
 // ChainCachedChecker is a CachedChecker that can settle a whole chain in one
 // call: index of the first image cached as present, -1 when all are cached
 // as absent, ok false when an image before the first "has" is not cached.
-// internal/registry's Checker is one: one lock and one clock read per chain
-// instead of one per image.
+// internal/registry's Checker is one: one clock read per chain instead of
+// one per image, and no lock.
 type ChainCachedChecker interface {
 	CachedChecker
 	CachedFirst(chain []string) (index int, ok bool)

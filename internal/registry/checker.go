@@ -156,6 +156,9 @@ type Checker struct {
 	group  singleflight.Group
 	wg     sync.WaitGroup
 
+	// index is the lock-free view of entries that lookups use: written
+	// under mu together with entries, read without it.
+	index      sync.Map // string -> *entry
 	mu         sync.Mutex
 	entries    map[string]*entry
 	head, tail *entry // most and least recently used
@@ -163,16 +166,22 @@ type Checker struct {
 	closed     bool
 }
 
-// entry is one cached answer, a node of the LRU list.
+// entry is one cached answer, a node of the LRU list. Lookups read it
+// without c.mu: the answer is replaced whole, and the flags are atomic.
 type entry struct {
 	key        string
 	host       *hostState
-	has        bool
-	refreshing bool
-	expires    time.Time
-	refreshAt  time.Time // positive entries only
-	used       time.Time // when last moved to the front
-	prev, next *entry
+	ans        atomic.Pointer[answer]
+	refreshing atomic.Bool
+	used       atomic.Int64 // UnixNano of the last move to the front
+	prev, next *entry       // under c.mu
+}
+
+// answer is what an entry says, until when, and when to refresh it.
+type answer struct {
+	has       bool
+	expires   time.Time
+	refreshAt time.Time // positive answers only
 }
 
 // hostState is the health of one registry.
@@ -309,9 +318,7 @@ func (c *Checker) Cached(image string) (has, ok bool) {
 }
 
 func (c *Checker) cached(image string, now time.Time) (has, ok bool) {
-	c.mu.Lock()
-	has, ok, h, refresh := c.cachedLocked(image, now)
-	c.mu.Unlock()
+	has, ok, h, refresh := c.lookup(image, now)
 	c.settle(image, h, ok, refresh)
 	return has, ok
 }
@@ -319,58 +326,57 @@ func (c *Checker) cached(image string, now time.Time) (has, ok bool) {
 // CachedFirst settles a fallback chain from the cache alone, as the
 // admission hot path needs it: index is the position of the first image
 // cached as present, -1 when every image is cached as absent; ok is false
-// when an image before the first cached "has" is not cached. It takes the
-// lock and reads the clock once for the whole chain.
+// when an image before the first cached "has" is not cached. It reads the
+// clock once for the whole chain and, like every cache lookup, takes no
+// lock.
 func (c *Checker) CachedFirst(chain []string) (index int, ok bool) {
-	type hit struct {
-		h       *hostState
-		refresh bool
-	}
-	hits := make([]hit, 0, 8) // counted after the lock is released
 	now := c.now()
-	index = -1
-	c.mu.Lock()
 	for i, image := range chain {
-		has, found, h, refresh := c.cachedLocked(image, now)
+		has, found, h, refresh := c.lookup(image, now)
 		if !found {
-			break
+			return 0, false
 		}
-		hits = append(hits, hit{h, refresh})
+		c.settle(image, h, true, refresh)
 		if has {
-			index = i
-			break
+			return i, true
 		}
 	}
-	c.mu.Unlock()
-	for i, x := range hits {
-		c.settle(chain[i], x.h, true, x.refresh)
-	}
-	if index < 0 && len(hits) < len(chain) {
-		return 0, false
-	}
-	return index, true
+	return -1, true
 }
 
-// cachedLocked looks image up under c.mu. refresh says a background refresh
-// was claimed for it, which settle must start.
-func (c *Checker) cachedLocked(image string, now time.Time) (has, ok bool, h *hostState, refresh bool) {
-	e := c.entries[image]
-	if e == nil || !now.Before(e.expires) || e.host.isDown(now) {
+// lookup finds image in the cache without c.mu. refresh says a background
+// refresh was claimed for it, which settle must start.
+func (c *Checker) lookup(image string, now time.Time) (has, ok bool, h *hostState, refresh bool) {
+	v, found := c.index.Load(image)
+	if !found {
+		return false, false, nil, false
+	}
+	e := v.(*entry)
+	a := e.ans.Load()
+	if !now.Before(a.expires) || e.host.isDown(now) {
 		return false, false, nil, false
 	}
 	// Recency to the second is all the LRU needs: an entry used again
-	// within a second is not moved, which spares the hot path list writes.
-	if now.Sub(e.used) >= time.Second {
-		c.moveToFront(e)
-		e.used = now
+	// within a second is not moved, so busy lookups take no lock.
+	if now.UnixNano()-e.used.Load() >= int64(time.Second) {
+		c.mu.Lock()
+		if c.entries[image] == e { // not evicted meanwhile
+			c.moveToFront(e)
+		}
+		c.mu.Unlock()
+		e.used.Store(now.UnixNano())
 	}
-	has, h = e.has, e.host
-	refresh = has && !e.refreshing && !now.Before(e.refreshAt) && !c.closed
-	if refresh {
-		e.refreshing = true
-		c.wg.Add(1) // under mu with closed false: Close has not begun waiting
+	if a.has && !now.Before(a.refreshAt) && e.refreshing.CompareAndSwap(false, true) {
+		c.mu.Lock()
+		if c.closed {
+			e.refreshing.Store(false)
+		} else {
+			refresh = true
+			c.wg.Add(1) // under mu with closed false: Close has not begun waiting
+		}
+		c.mu.Unlock()
 	}
-	return has, true, h, refresh
+	return a.has, true, e.host, refresh
 }
 
 // settle does, outside c.mu, what a cache hit leaves to do: count it and
@@ -450,15 +456,17 @@ func (c *Checker) refresh(image string, h *hostState) {
 		failed = res.Err != nil
 	case <-c.ctx.Done():
 	}
-	c.mu.Lock()
-	if e := c.entries[image]; e != nil && e.refreshing {
-		e.refreshing = false
+	c.mu.Lock() // serialised with store, which replaces answers
+	if e := c.entries[image]; e != nil && e.refreshing.Load() {
 		if failed {
 			// Serve the old answer until it expires; try again halfway
 			// there rather than on every Has.
 			now := c.now()
-			e.refreshAt = now.Add(e.expires.Sub(now) / 2)
+			a := *e.ans.Load()
+			a.refreshAt = now.Add(a.expires.Sub(now) / 2)
+			e.ans.Store(&a)
 		}
+		e.refreshing.Store(false)
 	}
 	c.mu.Unlock()
 }
@@ -571,26 +579,30 @@ func (c *Checker) probe(h *hostState) {
 func (c *Checker) store(image string, h *hostState, has bool, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[image]
-	if e == nil {
-		e = &entry{key: image, host: h}
-		c.entries[image] = e
-		c.pushFront(e)
-		for len(c.entries) > c.size {
-			old := c.tail
-			c.unlink(old)
-			delete(c.entries, old.key)
-		}
-	} else {
-		c.moveToFront(e)
-	}
-	e.has = has
+	a := &answer{has: has}
 	if has {
-		e.expires = now.Add(c.ttl)
-		e.refreshAt = e.expires.Add(-c.refreshBefore)
+		a.expires = now.Add(c.ttl)
+		a.refreshAt = a.expires.Add(-c.refreshBefore)
 	} else {
-		e.expires = now.Add(c.negTTL)
-		e.refreshAt = e.expires
+		a.expires = now.Add(c.negTTL)
+		a.refreshAt = a.expires
+	}
+	e := c.entries[image]
+	if e != nil {
+		e.ans.Store(a)
+		c.moveToFront(e)
+		return
+	}
+	e = &entry{key: image, host: h}
+	e.ans.Store(a)
+	c.entries[image] = e
+	c.index.Store(image, e)
+	c.pushFront(e)
+	for len(c.entries) > c.size {
+		old := c.tail
+		c.unlink(old)
+		delete(c.entries, old.key)
+		c.index.Delete(old.key)
 	}
 }
 

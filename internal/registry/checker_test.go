@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,7 +72,7 @@ func TestCheckerRefreshesNearExpiryOnceInTheBackground(t *testing.T) {
 	eventually(t, "the background refresh", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return reg.heads.Load() == 2 && !c.entries[img].refreshing
+		return reg.heads.Load() == 2 && !c.entries[img].refreshing.Load()
 	})
 	clock.Add(time.Minute) // past the first answer's expiry, within the refreshed one
 	if has, err := c.Has(ctx, img); !has || err != nil {
@@ -405,4 +406,49 @@ func TestCheckerCachedFirstSettlesAChainFromTheCacheAlone(t *testing.T) {
 	clock.Add(time.Minute) // the negative answers expire
 	first(chain, 0, false)
 	first([]string{has}, 0, true) // the positive one lives 10 m
+}
+
+// Lookups take no lock while answers are stored, refreshed and evicted:
+// under -race, many readers and writers of a small cache, and every answer
+// right.
+func TestCheckerLookupsRaceWithStoresAndEvictions(t *testing.T) {
+	t.Parallel()
+	reg := newMemRegistry(t)
+	var present, absent []string
+	for i := range 6 {
+		push(t, reg.Host, fmt.Sprintf("app:%d", i))
+		present = append(present, fmt.Sprintf("%s/app:%d", reg.Host, i))
+		absent = append(absent, fmt.Sprintf("%s/gone:%d", reg.Host, i))
+	}
+	c := newTestChecker(t, newTestClient(t, ClientOptions{}), CheckerOptions{CacheSize: 4})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 300 {
+				k := (i + w) % 6
+				if has, err := c.Has(ctx, present[k]); err != nil || !has {
+					errs <- fmt.Errorf("Has(%s) = %v, %v", present[k], has, err)
+					return
+				}
+				if has, err := c.Has(ctx, absent[k]); err != nil || has {
+					errs <- fmt.Errorf("Has(%s) = %v, %v", absent[k], has, err)
+					return
+				}
+				if idx, ok := c.CachedFirst([]string{absent[k], present[k]}); ok && idx != 1 {
+					errs <- fmt.Errorf("CachedFirst = %d, want 1 when settled", idx)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := c.Len(); n > 4 {
+		t.Errorf("Len = %d over the bound 4", n)
+	}
 }

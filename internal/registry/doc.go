@@ -36,12 +36,13 @@
 //     auth scheme and whether the credentials work, and TLS and network
 //     problems in plain words ([Ping.Note]).
 //   - [Checker] puts a cache in front of a [Client] for the admission hot
-//     path: a warm Has is a map lookup under one mutex, with no allocation,
-//     and [Checker.CachedFirst] settles a whole fallback chain under one lock.
-//     Positive answers live for TTL, negative ones for TTL/10, errors are not
-//     cached; the cache is a bounded LRU ([DefaultCacheSize]) whose recency
-//     is kept to the second (an entry moved to the front less than a second
-//     ago is not moved again, which spares busy lookups the list writes). Concurrent
+//     path: a warm Has takes no lock and allocates nothing (the answers
+//     sit in a sync.Map of entries whose answer is replaced whole), and
+//     [Checker.CachedFirst] settles a whole fallback chain with one clock
+//     read. Positive answers live for TTL, negative ones for TTL/10, errors
+//     are not cached; the cache is a bounded LRU ([DefaultCacheSize]) whose
+//     recency is kept to the second (an entry moved to the front less than a
+//     second ago is not moved again, so busy lookups write no list). Concurrent
 //     checks of one image share one request (singleflight), and that request
 //     is detached from the callers: each caller returns by its own context's
 //     deadline with false and the context's error, while the request runs on
