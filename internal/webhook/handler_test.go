@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,4 +260,50 @@ func TestConfigSwapsDuringAdmissions(t *testing.T) {
 		t.Errorf("generation %d after %d swaps, want %d", g, swaps, swaps+1)
 	}
 	t.Logf("answers: %d under the first config, %d under the second", seen[0], seen[1])
+}
+
+// Every answer carries its Content-Length, whether the handler sets it (a
+// large answer) or leaves it to net/http (one that fits its 2 KiB buffer),
+// so a connection is never delimited by closing it.
+func TestAnswersCarryTheirLength(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(NewHandler(defaultStore(t, nil), nil, nil))
+	defer srv.Close()
+	many := strings.Builder{}
+	for i := range 40 {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		fmt.Fprintf(&many, `{"name":"c%d","image":"nginx:1.%d"}`, i, i)
+	}
+	large := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},` +
+		`"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"default","operation":"CREATE",` +
+		`"object":{"metadata":{"name":"p"},"spec":{"containers":[` + many.String() + `]}}}}`
+	for _, tc := range []struct {
+		name  string
+		body  []byte
+		large bool
+	}{
+		{"small", podReview(t), false},
+		{"large", []byte(large), true},
+	} {
+		resp, err := srv.Client().Post(srv.URL, "application/json", bytes.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"patch"`) {
+			t.Fatalf("%s: %s %s", tc.name, resp.Status, body)
+		}
+		if (len(body) > smallAnswer) != tc.large {
+			t.Fatalf("%s: the answer is %d bytes, the test wants it %s than %d", tc.name, len(body), map[bool]string{true: "larger", false: "smaller"}[tc.large], smallAnswer)
+		}
+		if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 {
+			t.Errorf("%s: Content-Length %d, Transfer-Encoding %v for a %d-byte answer", tc.name, resp.ContentLength, resp.TransferEncoding, len(body))
+		}
+	}
 }
