@@ -272,18 +272,3 @@ func TestDecodeStrings(t *testing.T) {
 		}
 	}
 }
-
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "nginx:1.25", "a\"b\\c", "\x00\x1f\b\f\n\r\t", "<>&", "\u2028\u2029", "\xff", "é😀", "\xed\xa0\x80"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Fatalf("appendString(%q) = %s, json.Marshal writes %s", s, got, want)
-		}
-	})
-}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/detourhq/detour/internal/jsonstr"
 	"github.com/detourhq/detour/internal/rules"
 )
 
@@ -189,9 +190,9 @@ func appendEntries(dst []byte, es []entry) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, e.key)
+		dst = jsonstr.Append(dst, e.key)
 		dst = append(dst, ':')
-		dst = appendString(dst, e.value)
+		dst = jsonstr.Append(dst, e.value)
 	}
 	return append(dst, '}')
 }
@@ -213,7 +214,7 @@ func buildPatch(st *state, obj *pod, cands []candidate, changes []Change, record
 		patch = append(patch, '/')
 		patch = strconv.AppendInt(patch, int64(c.index), 10)
 		patch = append(patch, `/image","value":`...)
-		patch = appendString(patch, c.to)
+		patch = jsonstr.Append(patch, c.to)
 		patch = append(patch, '}')
 	}
 
@@ -265,14 +266,14 @@ func buildPatch(st *state, obj *pod, cands []candidate, changes []Change, record
 		patch = append(patch, `","value":`...)
 		patch = append(patch, prefix...)
 		patch = append(patch, '{')
-		patch = appendString(patch, OriginalImagesAnnotation)
+		patch = jsonstr.Append(patch, OriginalImagesAnnotation)
 		patch = append(patch, ':')
-		patch = appendString(patch, origValue)
+		patch = jsonstr.Append(patch, origValue)
 		if hasChoice {
 			patch = append(patch, ',')
-			patch = appendString(patch, MirrorChoiceAnnotation)
+			patch = jsonstr.Append(patch, MirrorChoiceAnnotation)
 			patch = append(patch, ':')
-			patch = appendString(patch, choiceValue)
+			patch = jsonstr.Append(patch, choiceValue)
 		}
 		patch = append(patch, '}')
 		patch = append(patch, suffix...)
@@ -285,6 +286,6 @@ func appendAdd(patch []byte, path, value string) []byte {
 	patch = append(patch, `,{"op":"add","path":"`...)
 	patch = append(patch, path...)
 	patch = append(patch, `","value":`...)
-	patch = appendString(patch, value)
+	patch = jsonstr.Append(patch, value)
 	return append(patch, '}')
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/detourhq/detour/internal/config"
+	"github.com/detourhq/detour/internal/jsonstr"
 	"github.com/detourhq/detour/internal/rules"
 )
 
@@ -170,9 +171,9 @@ func PatchResponse(uid string, patch []byte, warnings ...string) Response {
 // AppendReview appends the AdmissionReview of apiVersion that carries r.
 func (r Response) AppendReview(dst []byte, apiVersion string) []byte {
 	dst = append(dst, `{"apiVersion":`...)
-	dst = appendString(dst, apiVersion)
+	dst = jsonstr.Append(dst, apiVersion)
 	dst = append(dst, `,"kind":"AdmissionReview","response":{"uid":`...)
-	dst = appendString(dst, r.UID)
+	dst = jsonstr.Append(dst, r.UID)
 	dst = append(dst, `,"allowed":true`...)
 	if r.Patch != nil {
 		dst = append(dst, `,"patchType":"JSONPatch","patch":"`...)
@@ -185,7 +186,7 @@ func (r Response) AppendReview(dst []byte, apiVersion string) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, w)
+			dst = jsonstr.Append(dst, w)
 		}
 		dst = append(dst, ']')
 	}

@@ -2,13 +2,13 @@ package jsonlog
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/detourhq/detour/internal/jsonstr"
 )
 
 // Handler is the fast handler; New makes one.
@@ -91,9 +91,9 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	buf := append((*bp)[:0], `{"time":"`...)
 	buf = r.Time.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","level":`...)
-	buf = appendString(buf, r.Level.String())
+	buf = jsonstr.AppendNoHTML(buf, r.Level.String())
 	buf = append(buf, `,"msg":`...)
-	buf = appendString(buf, r.Message)
+	buf = jsonstr.AppendNoHTML(buf, r.Message)
 	buf = append(buf, h.pre...)
 	ok := true
 	r.Attrs(func(a slog.Attr) bool {
@@ -121,11 +121,11 @@ func appendAttr(dst []byte, a slog.Attr, comma bool) ([]byte, bool) {
 	if comma {
 		dst = append(dst, ',')
 	}
-	dst = appendString(dst, a.Key)
+	dst = jsonstr.AppendNoHTML(dst, a.Key)
 	dst = append(dst, ':')
 	switch v.Kind() {
 	case slog.KindString:
-		dst = appendString(dst, v.String())
+		dst = jsonstr.AppendNoHTML(dst, v.String())
 	case slog.KindInt64:
 		dst = strconv.AppendInt(dst, v.Int64(), 10)
 	case slog.KindUint64:
@@ -149,75 +149,4 @@ func appendAttr(dst []byte, a slog.Attr, comma bool) ([]byte, bool) {
 		return dst, false
 	}
 	return dst, true
-}
-
-// needsLook reports whether any byte of x is below 0x20, a quote, a
-// backslash or 0x80 and above: the "has a zero byte" test, (v - ones) &^ v
-// & highs, on x and on x with quotes and backslashes turned to zero.
-func needsLook(x uint64) bool {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	q := x ^ ('"' * ones)
-	bs := x ^ ('\\' * ones)
-	return ((x-0x20*ones)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0
-}
-
-// appendString appends s as a JSON string exactly as slog.JSONHandler does:
-// like encoding/json without HTML escaping.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		// Eight plain ASCII bytes at a time: no control character, quote,
-		// backslash or byte of a multi-byte rune among them.
-		for i+8 <= len(s) && !needsLook(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
