@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestCheckerCachesPositiveForTTLAndNegativeForATenth(t *testing.T) {
@@ -52,11 +50,7 @@ func TestCheckerRefreshesNearExpiryOnceInTheBackground(t *testing.T) {
 	reg := newMemRegistry(t)
 	push(t, reg.Host, "app:1")
 	clock := newFakeClock()
-	reg2 := prometheus.NewRegistry()
-	m, err := NewPrometheus(reg2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg2 := newTestMetrics(t)
 	c := newTestChecker(t, newTestClient(t, ClientOptions{}), CheckerOptions{TTL: 10 * time.Minute, Now: clock.Now, Metrics: m})
 	ctx := context.Background()
 	img := reg.Host + "/app:1"
@@ -187,11 +181,7 @@ func TestCheckerMarksAFailingRegistryDownAndTriesAgainAfterCoolingDown(t *testin
 	reg := newMemRegistry(t)
 	push(t, reg.Host, "app:1")
 	clock := newFakeClock()
-	preg := prometheus.NewRegistry()
-	m, err := NewPrometheus(preg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, preg := newTestMetrics(t)
 	c := newTestChecker(t, newTestClient(t, ClientOptions{}), CheckerOptions{
 		FailuresBeforeDown: 3, CoolDown: 30 * time.Second,
 		ProbeInterval: time.Hour, // this test is about the checks, not the probe
@@ -365,11 +355,7 @@ func TestCheckerCachedFirstSettlesAChainFromTheCacheAlone(t *testing.T) {
 	reg := newMemRegistry(t)
 	push(t, reg.Host, "app:1")
 	clock := newFakeClock()
-	preg := prometheus.NewRegistry()
-	m, err := NewPrometheus(preg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, preg := newTestMetrics(t)
 	c := newTestChecker(t, newTestClient(t, ClientOptions{}), CheckerOptions{TTL: 10 * time.Minute, Now: clock.Now, Metrics: m})
 	ctx := context.Background()
 	lacks, lacks2, has := reg.Host+"/lacks:1", reg.Host+"/lacks:2", reg.Host+"/app:1"

@@ -199,6 +199,18 @@ func newTestClient(t testing.TB, o ClientOptions) *Client {
 }
 
 // newTestChecker makes a Checker closed at cleanup.
+// newTestMetrics makes the Prometheus metrics on a registry of their own,
+// which metricValue reads.
+func newTestMetrics(t testing.TB) (*Prometheus, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := NewPrometheus(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
 func newTestChecker(t testing.TB, client *Client, o CheckerOptions) *Checker {
 	t.Helper()
 	c := NewChecker(client, o)

@@ -31,7 +31,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/detourhq/detour/internal/config"
 	"github.com/detourhq/detour/internal/regtest"
@@ -269,11 +268,7 @@ func TestRealRegistryMarkedDownRecoversThroughTheBackgroundProbe(t *testing.T) {
 	reg := regtest.Start(t, regtest.Options{})
 	push(t, reg.Host, "app:1")
 	mirror := newSwitchProxy(t, reg.URL)
-	preg := prometheus.NewRegistry()
-	m, err := NewPrometheus(preg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, preg := newTestMetrics(t)
 	var logs syncBuffer
 	c := newTestChecker(t, newTestClient(t, ClientOptions{}), CheckerOptions{
 		FailuresBeforeDown: 2,
